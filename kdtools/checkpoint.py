@@ -1,0 +1,91 @@
+"""Checkpoint loading that keeps torch's ``weights_only=True`` safety, and student export.
+
+torch >= 2.6 unpickles checkpoints with ``weights_only=True``. mmengine 0.10.7 checkpoints hold a few
+objects that the safe unpickler rejects by default (``HistoryBuffer`` in the message hub, numpy arrays,
+scalars and dtypes in the logged values). :func:`register_safe_globals` allow-lists exactly those types,
+so resuming and teacher loading work without ever turning the safety off.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import tempfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+
+STUDENT_PREFIX = "student."
+
+
+def _numpy_globals() -> list[Any]:
+    types: list[Any] = [np.ndarray, np.dtype]
+    core = np._core if hasattr(np, "_core") else np.core
+    types += [core.multiarray._reconstruct, core.multiarray.scalar]
+    types += [type(np.dtype(name)) for name in np.sctypeDict if isinstance(name, str)]
+    return list(dict.fromkeys(types))
+
+
+def register_safe_globals() -> None:
+    """Allow the types found in mmengine checkpoints through torch's weights-only unpickler."""
+    from mmengine.logging import HistoryBuffer
+
+    torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_globals()])
+
+
+def load_checkpoint_file(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (weights only), with a clear error when the file is missing."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"Checkpoint file {path!r} does not exist.")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def state_dict_of(checkpoint: dict[str, Any]) -> OrderedDict:
+    """The model weights of a checkpoint (mmengine's ``state_dict`` key or a raw state dict)."""
+    state = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
+    return OrderedDict((key.removeprefix("module."), value) for key, value in state.items())
+
+
+def student_state_dict(checkpoint: dict[str, Any]) -> OrderedDict:
+    """The student's weights with plain mmdet keys: distiller modules and anything else dropped."""
+    state = state_dict_of(checkpoint)
+    student = OrderedDict(
+        (key[len(STUDENT_PREFIX) :], value) for key, value in state.items() if key.startswith(STUDENT_PREFIX)
+    )
+    if not student:
+        raise KeyError("This checkpoint has no 'student.*' weights: is it a kdtools distillation checkpoint?")
+    return student
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a killed save leaves no half file."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_student_weights(model: torch.nn.Module, path: str) -> None:
+    """Load a distillation checkpoint's student (or a plain mmdet checkpoint) into a plain detector, strictly."""
+    checkpoint = load_checkpoint_file(path)
+    state = state_dict_of(checkpoint)
+    if any(key.startswith(STUDENT_PREFIX) for key in state):
+        state = student_state_dict(checkpoint)
+    model.load_state_dict(state, strict=True)
+
+
+def export_student(checkpoint_path: str, out_path: str) -> dict[str, Any]:
+    """Write the student of a distillation checkpoint as a plain mmdet checkpoint (weights-only loadable)."""
+    checkpoint = load_checkpoint_file(checkpoint_path)
+    meta = {k: v for k, v in checkpoint.get("meta", {}).items() if k in ("epoch", "iter", "dataset_meta")}
+    exported = {"state_dict": student_state_dict(checkpoint), "meta": {**meta, "exported_from": checkpoint_path}}
+    atomic_save(exported, out_path)
+    return exported

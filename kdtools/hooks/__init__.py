@@ -1,0 +1,5 @@
+"""mmengine hooks for distillation."""
+from kdtools.hooks.schedule_hook import DistillScheduleHook
+from kdtools.hooks.stage_hook import StageHook
+
+__all__ = ["DistillScheduleHook", "StageHook"]

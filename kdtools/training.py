@@ -1,0 +1,75 @@
+"""Run-time helpers shared by the tools: mixed precision and data preparation."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.dist import barrier
+from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
+from torch import nn
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(OptimWrapper):
+    """Mixed precision on CPU: the forward runs under bf16 autocast (no loss scaling is needed for bf16)."""
+
+    @contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        with super().optim_context(model), torch.autocast("cpu", dtype=torch.bfloat16):
+            yield
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes: no ``device_ids`` (the Runner passes the local rank)."""
+
+    def __init__(self, module: nn.Module, device_ids: list[int] | None = None, **kwargs) -> None:
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Without GPUs, a distributed launch (torchrun, Slurm) trains on CPU processes over gloo.
+
+    mmengine's launcher code assumes CUDA (it calls ``torch.cuda.set_device``), so the process group is
+    created here first; the Runner then finds it initialised and uses it.
+    """
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    if cfg.launcher == "slurm":
+        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+        os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
+        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+    torch_dist.init_process_group(backend="gloo")
+    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper["type"] = "CPUDistributedDataParallel"
+    cfg.model_wrapper_cfg = wrapper
+
+
+def enable_amp(cfg: Config) -> None:
+    """Mixed precision: mmengine's AmpOptimWrapper (fp16) on GPU, bf16 autocast on CPU."""
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    else:
+        cfg.optim_wrapper.type = "CPUAmpOptimWrapper"
+
+
+def prepare_data(cfg: Config) -> None:
+    """Write the synthetic toy data set a config asks for (``toy_data = dict(...)``) if it is missing.
+
+    Call after the Runner is built (distributed set up): one process per node writes, the others wait.
+    """
+    if not cfg.get("toy_data"):
+        return
+    from kdtools.datasets import ensure_toy_coco
+
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        ensure_toy_coco(**cfg.toy_data)
+    barrier()

@@ -1,0 +1,123 @@
+"""Pictures of what distillation sees: FPN activations, teacher attention and each distiller's masks.
+
+Every distiller may expose ``visual_maps(student, teacher, batch, index) -> {name: N x H x W}`` (the
+masks, weights or errors it uses on level ``index``); this module draws them next to the image and the
+student's and teacher's mean absolute activations.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from torch import Tensor
+
+from kdtools.config import expand_distill_config
+from kdtools.detectors.distill_detector import run_to_depth
+from kdtools.distillers.base import DistillBatch
+from kdtools.modules.attention import spatial_attention
+
+
+def load_distill_model(config: str, teacher_checkpoint: str | None = None, checkpoint: str | None = None):
+    """A DistillDetector in eval mode, optionally with trained weights (a kdtools training checkpoint)."""
+    from mmdet.registry import MODELS
+
+    from kdtools.checkpoint import load_checkpoint_file, state_dict_of
+
+    cfg = Config.fromfile(config)
+    if teacher_checkpoint is not None:
+        cfg.teacher.checkpoint = teacher_checkpoint
+    cfg = expand_distill_config(cfg)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if checkpoint:
+        model.load_state_dict(state_dict_of(load_checkpoint_file(checkpoint)), strict=True)
+    return cfg, model.eval()
+
+
+def val_batch(cfg: Config, model, index: int):
+    """One preprocessed validation image with its ground truth."""
+    from mmdet.registry import DATASETS
+
+    from kdtools.training import prepare_data
+
+    prepare_data(cfg)
+    dataset_cfg = cfg.val_dataloader.dataset
+    dataset = DATASETS.build(dataset_cfg)
+    data = model.data_preprocessor(pseudo_collate([dataset[index]]), training=False)
+    return data["inputs"], data["data_samples"]
+
+
+@torch.no_grad()
+def collect_maps(model, inputs: Tensor, samples) -> dict[str, dict[str, np.ndarray]]:
+    """Per level name: image-space maps of the student, the teacher and every distiller (first image)."""
+    with model.student_taps.recording():
+        run_to_depth(model.student, inputs, samples, model.student_taps.paths)
+    teacher = model.teacher_levels(inputs, samples)
+    batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    for d in model.distillers:
+        student_feats = model.student_taps.levels(d.student_tap)
+        teacher_feats = [t for p in d.teacher_tap for t in teacher[p]]
+        for index, (s, t) in enumerate(d.aligned_levels(student_feats, teacher_feats)):
+            level = maps.setdefault(d.levels[index].name, {})
+            level.setdefault("student |F|", _np(s.abs().mean(1)))
+            level.setdefault("teacher |F|", _np(t.abs().mean(1)))
+            level.setdefault("teacher attention", _np(spatial_attention(t, 0.5)))
+            for name, value in d.visual_maps(s, t, batch, index).items():
+                level[f"{d.name}: {name}"] = _np(value)
+    return maps
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return x[0].float().cpu().numpy()
+
+
+def draw(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], path: str, levels: Sequence[str] | None = None,
+         boxes: np.ndarray | None = None) -> None:
+    """A grid: one row per level, the image then every map; saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [name for name in maps if levels is None or name in levels]
+    columns = list(dict.fromkeys(k for name in rows for k in maps[name]))
+    fig, axes = plt.subplots(len(rows), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(rows)),
+                             squeeze=False)
+    for r, level in enumerate(rows):
+        axes[r][0].imshow(image)
+        for x1, y1, x2, y2 in (boxes if boxes is not None else []):
+            axes[r][0].add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=1))
+        axes[r][0].set_ylabel(level)
+        for c, key in enumerate(columns, start=1):
+            if key in maps[level]:
+                axes[r][c].imshow(maps[level][key], cmap="viridis")
+            if r == 0:
+                axes[r][c].set_title(key, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def display_image(inputs: Tensor, model) -> np.ndarray:
+    """Undo the data preprocessor's normalisation for display (RGB, 0-1)."""
+    dp = model.data_preprocessor
+    image = inputs[0].float() * dp.std.cpu() + dp.mean.cpu()
+    if not getattr(dp, "_channel_conversion", False):
+        image = image[[2, 1, 0]]
+    return (image.permute(1, 2, 0).clamp(0, 255) / 255).numpy()
+
+
+def draw_attention_figure(config: str, teacher_checkpoint: str | None, path: str, index: int = 0,
+                          checkpoint: str | None = None, levels: Sequence[str] | None = ("p3", "p4", "p5")) -> None:
+    """Draw image, activations, teacher attention and the distillers' masks of one validation image."""
+    cfg, model = load_distill_model(config, teacher_checkpoint, checkpoint)
+    inputs, samples = val_batch(cfg, model, index)
+    maps = collect_maps(model, inputs, samples)
+    draw(display_image(inputs, model), maps, path, levels, samples[0].gt_instances.bboxes.numpy())

@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny toy data set, a saved teacher checkpoint and distillation configs built on them."""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import kdtools  # noqa: F401
+from kdtools.datasets import make_toy_coco
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT_CONFIG = ROOT / "configs/toy/retinanet_toy_student.py"
+TEACHER_CONFIG = ROOT / "configs/toy/retinanet_toy_teacher.py"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("toy_coco")
+    make_toy_coco(root, num_train=16, num_val=8, img_size=128, seed=0)
+    return str(root) + "/"
+
+
+def build_plain(config: Path | str):
+    from mmdet.registry import MODELS
+
+    cfg = Config.fromfile(str(config))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+@pytest.fixture(scope="session")
+def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A teacher checkpoint in mmengine's layout (random weights: enough to exercise the plumbing)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pth"
+    torch.save({"state_dict": build_plain(TEACHER_CONFIG).state_dict(), "meta": {}}, path)
+    return str(path)
+
+
+def toy_distill_config(
+    toy_root: str, teacher_ckpt: str, distill: list[dict], work_dir: str | Path | None = None, **top: object
+) -> Config:
+    """The toy student config with a teacher and distillers, reading the tiny data set, 1 epoch."""
+    cfg = Config.fromfile(str(STUDENT_CONFIG))
+    cfg.teacher = dict(config=str(TEACHER_CONFIG), checkpoint=teacher_ckpt)
+    cfg.distill = copy.deepcopy(distill)
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].dataset.data_root = toy_root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        cfg[loader].batch_size = 4
+    cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=1, val_interval=1)
+    cfg.param_scheduler = []
+    cfg.default_hooks.logger.interval = 1
+    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork"), dist_cfg=dict(backend="gloo"))
+    cfg.randomness = dict(seed=0, deterministic=False)
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    cfg.merge_from_dict(top)
+    return cfg
+
+
+@pytest.fixture
+def make_config(toy_root: str, teacher_ckpt: str):
+    def make(distill: list[dict] | None = None, **top: object) -> Config:
+        return toy_distill_config(toy_root, teacher_ckpt, distill or [dict(type="PKD")], **top)
+
+    return make

@@ -1,0 +1,33 @@
+"""Export the student of a distillation checkpoint as a plain mmdet checkpoint plus its config.
+
+    python tools/export_student.py CONFIG CHECKPOINT OUT.pth
+
+writes OUT.pth (keys as in plain mmdet; no teacher, no distiller modules) and OUT.py (the student's
+config), which plain mmdet loads: ``mmdet.apis.init_detector('OUT.py', 'OUT.pth')``.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+
+from mmengine.config import Config
+
+import kdtools  # noqa: F401
+from kdtools.checkpoint import export_student
+from kdtools.config import expand_distill_config, student_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export the student of a distillation checkpoint")
+    parser.add_argument("config", help="the distillation config the checkpoint was trained with")
+    parser.add_argument("checkpoint", help="a distillation training checkpoint")
+    parser.add_argument("out", help="output checkpoint path (.pth); the config is written beside it (.py)")
+    args = parser.parse_args()
+    exported = export_student(args.checkpoint, args.out)
+    config_path = osp.splitext(args.out)[0] + ".py"
+    student_config(expand_distill_config(Config.fromfile(args.config))).dump(config_path)
+    print(f"student: {len(exported['state_dict'])} tensors -> {args.out}; config -> {config_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,12 @@
 torch >= 2.6 unpickles checkpoints with ``weights_only=True``. mmengine 0.10.7 checkpoints hold a few
 objects that the safe unpickler rejects by default (``HistoryBuffer`` in the message hub, numpy arrays,
 scalars and dtypes in the logged values). :func:`register_safe_globals` allow-lists exactly those types,
-so resuming and teacher loading work without ever turning the safety off.
+so resuming works without ever turning the safety off.
+
+mmengine also pickles ``HistoryBuffer``'s statistics methods by reference, through ``builtins.getattr``,
+which kdtools does not allow-list globally. Checkpoints written under kdtools leave them out (they are
+class-level and restored on load by ``HistoryBuffer.__setstate__``); checkpoints written by plain
+mmengine are read by :func:`load_checkpoint_file` with ``getattr`` allowed for that one call.
 """
 from __future__ import annotations
 
@@ -23,22 +28,29 @@ def _numpy_globals() -> list[Any]:
     types: list[Any] = [np.ndarray, np.dtype]
     core = np._core if hasattr(np, "_core") else np.core
     types += [core.multiarray._reconstruct, core.multiarray.scalar]
-    types += [type(np.dtype(name)) for name in np.sctypeDict if isinstance(name, str)]
+    types += [type(np.dtype(scalar)) for scalar in set(np.sctypeDict.values())]
     return list(dict.fromkeys(types))
+
+
+def _history_buffer_state(buffer: Any) -> dict[str, Any]:
+    """``HistoryBuffer`` state without its statistics methods (class-level, restored by ``__setstate__``)."""
+    return {key: value for key, value in buffer.__dict__.items() if key != "statistics_methods"}
 
 
 def register_safe_globals() -> None:
     """Allow the types found in mmengine checkpoints through torch's weights-only unpickler."""
     from mmengine.logging import HistoryBuffer
 
+    HistoryBuffer.__getstate__ = _history_buffer_state
     torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_globals()])
 
 
 def load_checkpoint_file(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (weights only), with a clear error when the file is missing."""
+    """Load a checkpoint safely (weights only, plain-mmengine files too), with a clear error when missing."""
     if not osp.isfile(path):
         raise FileNotFoundError(f"Checkpoint file {path!r} does not exist.")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    with torch.serialization.safe_globals([getattr]):
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def state_dict_of(checkpoint: dict[str, Any]) -> OrderedDict:

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import kdtools  # noqa: F401
 from kdtools.datasets import make_toy_coco
+
+register_all_modules(init_default_scope=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_CONFIG = ROOT / "configs/toy/retinanet_toy_student.py"

@@ -8,10 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import kdtools.distillers.cwd  # noqa: F401  (registers CWD)
-import kdtools.distillers.fgd  # noqa: F401  (registers FGD)
-import kdtools.distillers.mgd  # noqa: F401  (registers MGD)
-import kdtools.distillers.pkd  # noqa: F401  (registers PKD)
+from kdtools.distillers import cwd, fgd, mgd, pkd  # noqa: F401  (importing registers them)
 from kdtools.distillers.base import BaseDistiller, DistillBatch, LevelPair
 from kdtools.registry import build_distiller
 
@@ -67,9 +64,9 @@ def test_names_gradients_and_linear_weight(method: str) -> None:
     student = features(0, [(2, 4, 8, 8), (2, 4, 4, 4)], grad=True)
     teacher = features(1, [(2, 4, 8, 8), (2, 4, 4, 4)])
     torch.manual_seed(0)
-    unit = make(dict(type=method, loss_weight=1.0), levels)
+    unit = make({"type": method, "loss_weight": 1.0}, levels)
     torch.manual_seed(0)
-    tripled = make(dict(type=method, loss_weight=3.0), levels)
+    tripled = make({"type": method, "loss_weight": 3.0}, levels)
 
     losses = run_seeded(unit, student, teacher, boxes_batch())
     name = method.lower()
@@ -92,7 +89,7 @@ def test_names_gradients_and_linear_weight(method: str) -> None:
 def test_conv1x1_connector_is_trained(method: str) -> None:
     student = features(0, [(2, 3, 8, 8)], grad=True)
     teacher = features(1, [(2, 4, 8, 8)])
-    distiller = make(dict(type=method, connector="conv1x1"), [level(student_channels=3)])
+    distiller = make({"type": method, "connector": "conv1x1"}, [level(student_channels=3)])
     sum(distiller(student, teacher, boxes_batch()).values()).backward()
     assert distiller.connectors[0].proj.weight.grad.abs().sum() > 0
     assert student[0].grad.abs().sum() > 0
@@ -112,11 +109,11 @@ def pearson_per_channel(a: Tensor, b: Tensor) -> Tensor:
 def test_pkd_is_weighted_one_minus_pearson() -> None:
     # mmrazor standardises with the unbiased std, so mean(F_hat^2) = (M - 1) / M for M values per channel.
     student = features(0, [(2, 3, 5, 5), (2, 3, 3, 3)])
-    teacher = [0.5 * s + t for s, t in zip(student, features(1, [(2, 3, 5, 5), (2, 3, 3, 3)]))]
-    distiller = make(dict(type="PKD"), [level("p3", 0, 3, (5, 5)), level("p4", 1, 3, (3, 3))])
+    teacher = [0.5 * s + t for s, t in zip(student, features(1, [(2, 3, 5, 5), (2, 3, 3, 3)]), strict=True)]
+    distiller = make({"type": "PKD"}, [level("p3", 0, 3, (5, 5)), level("p4", 1, 3, (3, 3))])
     assert distiller.loss_weight == 10.0
     losses = distiller(student, teacher, boxes_batch())
-    for name, s, t in zip(("p3", "p4"), student, teacher):
+    for name, s, t in zip(("p3", "p4"), student, teacher, strict=True):
         m = s.numel() // s.shape[1]
         expected = 10 * (m - 1) / m * (1 - pearson_per_channel(s, t).mean())
         assert losses[f"loss_pkd_{name}"].item() == pytest.approx(expected.item(), rel=1e-4)
@@ -126,7 +123,7 @@ def test_pkd_ignores_per_channel_affine_change_of_student() -> None:
     student, teacher = features(2, [(2, 3, 6, 6), (2, 3, 6, 6)])
     scale = torch.tensor([0.1, 3.0, 25.0]).view(1, 3, 1, 1)
     shift = torch.tensor([-4.0, 0.5, 100.0]).view(1, 3, 1, 1)
-    distiller = make(dict(type="PKD"), [level(channels=3, size=(6, 6))])
+    distiller = make({"type": "PKD"}, [level(channels=3, size=(6, 6))])
     before = distiller([student], [teacher], boxes_batch())["loss_pkd_p3"]
     after = distiller([student * scale + shift], [teacher], boxes_batch())["loss_pkd_p3"]
     assert before.item() > 1.0
@@ -135,7 +132,7 @@ def test_pkd_ignores_per_channel_affine_change_of_student() -> None:
 
 def test_pkd_resizes_student_to_teacher() -> None:
     student, teacher = features(3, [(2, 3, 4, 4), (2, 3, 8, 8)])
-    distiller = make(dict(type="PKD", loss_weight=1.0), [level(channels=3, size=(8, 8), student_size=(4, 4))])
+    distiller = make({"type": "PKD", "loss_weight": 1.0}, [level(channels=3, size=(8, 8), student_size=(4, 4))])
     loss = distiller([student], [teacher], boxes_batch())["loss_pkd_p3"]
     resized = F.interpolate(student, size=(8, 8), mode="bilinear", align_corners=False)
     m = 2 * 8 * 8
@@ -145,7 +142,7 @@ def test_pkd_resizes_student_to_teacher() -> None:
 
 def test_pkd_refuses_channel_change_without_conv1x1() -> None:
     with pytest.raises(ValueError, match="conv1x1"):
-        make(dict(type="PKD"), [level(channels=4, student_channels=3)])
+        make({"type": "PKD"}, [level(channels=4, student_channels=3)])
 
 
 # ---------------------------------------------------------------- CWD
@@ -153,7 +150,7 @@ def test_pkd_refuses_channel_change_without_conv1x1() -> None:
 
 def test_cwd_is_zero_for_identical_inputs() -> None:
     (feature,) = features(4, [(2, 4, 5, 5)])
-    distiller = make(dict(type="CWD", tau=2.0), [level(size=(5, 5))])
+    distiller = make({"type": "CWD", "tau": 2.0}, [level(size=(5, 5))])
     assert distiller.loss_weight == 10.0
     assert distiller([feature], [feature.clone()], boxes_batch())["loss_cwd_p3"].abs().item() < 1e-6
 
@@ -161,14 +158,14 @@ def test_cwd_is_zero_for_identical_inputs() -> None:
 def test_cwd_matches_hand_computed_kl() -> None:
     tau, weight = 2.0, 10.0
     student, teacher = features(5, [(2, 2, 1, 3), (2, 2, 1, 3)])
-    distiller = make(dict(type="CWD", tau=tau), [level(channels=2, size=(1, 3))])
+    distiller = make({"type": "CWD", "tau": tau}, [level(channels=2, size=(1, 3))])
     loss = distiller([student], [teacher], boxes_batch())["loss_cwd_p3"]
     kl = 0.0
     for n in range(2):
         for c in range(2):
             p_s = softmax_list([v / tau for v in student[n, c].flatten().tolist()])
             p_t = softmax_list([v / tau for v in teacher[n, c].flatten().tolist()])
-            kl += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s))
+            kl += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s, strict=True))
     assert loss.item() == pytest.approx(weight * tau**2 * kl / (2 * 2), rel=1e-5)
 
 
@@ -187,7 +184,7 @@ def fixed_mask(n: int, h: int, w: int) -> Tensor:
 
 def test_mgd_with_fixed_mask_matches_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
     student, teacher = features(6, [(2, 4, 6, 6), (2, 4, 6, 6)])
-    distiller = make(dict(type="MGD"), [level(size=(6, 6))])
+    distiller = make({"type": "MGD"}, [level(size=(6, 6))])
     assert (distiller.alpha_mgd, distiller.lambda_mgd) == (2e-5, 0.65)
     mask = fixed_mask(2, 6, 6)
     monkeypatch.setattr(distiller, "random_mask", lambda shape, device=None, generator=None: mask)
@@ -200,12 +197,12 @@ def test_mgd_with_fixed_mask_matches_closed_form(monkeypatch: pytest.MonkeyPatch
 
 
 def test_mgd_masks_lambda_of_positions_shared_across_channels() -> None:
-    distiller = make(dict(type="MGD", lambda_mgd=0.45), [level()])
+    distiller = make({"type": "MGD", "lambda_mgd": 0.45}, [level()])
     mask = distiller.random_mask((16, 64, 64), generator=torch.Generator().manual_seed(0))
     assert mask.shape == (16, 1, 64, 64)
     assert set(mask.unique().tolist()) <= {0.0, 1.0}
     assert (mask == 0).float().mean().item() == pytest.approx(0.45, abs=0.01)
-    default = make(dict(type="MGD"), [level()])
+    default = make({"type": "MGD"}, [level()])
     draw = default.random_mask((16, 64, 64), generator=torch.Generator().manual_seed(1))
     assert (draw == 0).float().mean().item() == pytest.approx(0.65, abs=0.01)
 
@@ -213,7 +210,7 @@ def test_mgd_masks_lambda_of_positions_shared_across_channels() -> None:
 def test_mgd_gradient_reaches_student_and_generation_block() -> None:
     student = features(7, [(2, 4, 6, 6)], grad=True)
     teacher = features(8, [(2, 4, 6, 6)])
-    distiller = make(dict(type="MGD"), [level(size=(6, 6))])
+    distiller = make({"type": "MGD"}, [level(size=(6, 6))])
     distiller(student, teacher, boxes_batch())["loss_mgd_p3"].backward()
     assert student[0].grad.abs().sum() > 0
     for conv in (distiller.generation[0][0], distiller.generation[0][2]):
@@ -224,7 +221,7 @@ def test_mgd_spatial_weight_multiplies_each_position(monkeypatch: pytest.MonkeyP
     student, teacher = features(9, [(2, 4, 6, 6), (2, 4, 6, 6)])
     (weight,) = features(10, [(2, 6, 6)])
     weight = weight.abs()
-    distiller = make(dict(type="MGD", spatial_weight="rnd_novelty"), [level(size=(6, 6))])
+    distiller = make({"type": "MGD", "spatial_weight": "rnd_novelty"}, [level(size=(6, 6))])
     mask = fixed_mask(2, 6, 6)
     monkeypatch.setattr(distiller, "random_mask", lambda shape, device=None, generator=None: mask)
     batch = boxes_batch()
@@ -240,9 +237,9 @@ def test_mgd_spatial_weight_multiplies_each_position(monkeypatch: pytest.MonkeyP
 
 def test_mgd_missing_spatial_weight_names_the_producer() -> None:
     student, teacher = features(11, [(2, 4, 6, 6), (2, 4, 6, 6)])
-    distiller = make(dict(type="MGD", spatial_weight="rnd_novelty"), [level(size=(6, 6))])
+    distiller = make({"type": "MGD", "spatial_weight": "rnd_novelty"}, [level(size=(6, 6))])
     batch = boxes_batch()
-    with pytest.raises(KeyError, match="RND.*before MGD in `distill`"):
+    with pytest.raises(KeyError, match=r"RND.*before MGD in `distill`"):
         distiller([student], [teacher], batch)
     batch.maps["rnd_novelty"] = {"p4": torch.ones(2, 3, 3)}
     with pytest.raises(KeyError, match=r"\['rnd_novelty'\]\['p3'\]"):
@@ -298,7 +295,7 @@ def gc_block_lists(block: nn.Module, feature: Tensor) -> list:
     for n in range(n_):
         positions = [(h, w) for h in range(h_) for w in range(w_)]
         probs = softmax_list([sum(wk[c] * f[n][c][h][w] for c in range(c_)) + bk for h, w in positions])
-        context = [sum(p * f[n][c][h][w] for p, (h, w) in zip(probs, positions)) for c in range(c_)]
+        context = [sum(p * f[n][c][h][w] for p, (h, w) in zip(probs, positions, strict=True)) for c in range(c_)]
         hidden = [sum(w1[k][c] * context[c] for c in range(c_)) + b1[k] for k in range(len(b1))]
         mean = sum(hidden) / len(hidden)
         var = sum((v - mean) ** 2 for v in hidden) / len(hidden)
@@ -313,7 +310,7 @@ def test_fgd_losses_match_direct_computation() -> None:
     student, teacher = features(12, [(3, 4, 4, 4), (3, 4, 4, 4)])
     batch = boxes_batch(3)
     torch.manual_seed(0)
-    distiller = make(dict(type="FGD"), [level(size=(4, 4))])
+    distiller = make({"type": "FGD"}, [level(size=(4, 4))])
     with torch.no_grad():  # leave the zero init so the relation term is not trivial
         for block in (distiller.student_context[0], distiller.teacher_context[0]):
             for param in block.channel_add.parameters():
@@ -349,7 +346,7 @@ def test_fgd_losses_match_direct_computation() -> None:
 
 def test_fgd_is_zero_for_identical_features_at_init() -> None:
     (feature,) = features(13, [(2, 4, 8, 8)])
-    distiller = make(dict(type="FGD"), [level()])
+    distiller = make({"type": "FGD"}, [level()])
     losses = distiller([feature], [feature.clone()], boxes_batch())
     assert set(losses) == {"loss_fgd_fg_p3", "loss_fgd_bg_p3", "loss_fgd_at_p3", "loss_fgd_rela_p3"}
     for value in losses.values():
@@ -359,7 +356,7 @@ def test_fgd_is_zero_for_identical_features_at_init() -> None:
 def test_fgd_relation_blocks_start_as_identity_and_train() -> None:
     student = features(14, [(2, 4, 8, 8)], grad=True)
     teacher = features(15, [(2, 4, 8, 8)])
-    distiller = make(dict(type="FGD"), [level()])
+    distiller = make({"type": "FGD"}, [level()])
     block = distiller.teacher_context[0]
     torch.testing.assert_close(block(teacher[0]), teacher[0])
     distiller(student, teacher, boxes_batch())["loss_fgd_rela_p3"].backward()

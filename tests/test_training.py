@@ -42,7 +42,7 @@ def test_a_real_run_trains_evaluates_and_saves_without_the_teacher(trained):
     cfg, work_dir, runner = trained
     assert runner.iter == 2
     scalars = runner.message_hub.log_scalars
-    assert "train/loss_pkd_p3" in scalars and "coco/bbox_mAP" in scalars
+    assert "train/loss_pkd_p3" in scalars and "val/coco/bbox_mAP" in scalars
     ckpt = load_checkpoint_file(str(work_dir / "iter_2.pth"))
     assert not any(k.startswith("teacher") for k in ckpt["state_dict"])
     assert any(k.startswith("distillers.") for k in ckpt["state_dict"])

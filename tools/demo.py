@@ -26,8 +26,8 @@ RUNS = {
     "dfmsd": "configs/toy/dfmsd_retina_toy.py",
     "dmkd": "configs/toy/dmkd_retina_toy.py",
 }
-METRICS = {"mAP": "coco/bbox_mAP", "AP50": "coco/bbox_mAP_50", "APs": "coco/bbox_mAP_s",
-           "APm": "coco/bbox_mAP_m", "APl": "coco/bbox_mAP_l"}
+METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
+           "APm": "val/coco/bbox_mAP_m", "APl": "val/coco/bbox_mAP_l"}
 
 
 def train(name: str, config: str, work_dir: str, teacher_dir: str) -> dict[str, float]:

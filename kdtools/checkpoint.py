@@ -16,10 +16,13 @@ import os
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 
 STUDENT_PREFIX = "student."
 
@@ -70,19 +73,42 @@ def student_state_dict(checkpoint: dict[str, Any]) -> OrderedDict:
     return student
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a killed save leaves no half file."""
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: a killed write leaves no half file."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` that never leaves a partial file behind."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic writes: checkpoints and ``last_checkpoint`` are replaced
+    whole or not at all, so a run killed while saving still resumes from its previous checkpoint."""
+
+    def put(self, obj: bytes, filepath: str | Path) -> None:
+        atomic_write(str(filepath), lambda f: f.write(obj))
+
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
+        self.put(obj.encode(encoding), filepath)
+
+
+def use_atomic_local_writes() -> None:
+    """Make mmengine write local files (checkpoints included) atomically."""
+    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
 
 
 def load_student_weights(model: torch.nn.Module, path: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from mmengine.config import Config
 
 DISTILL_KEYS = ("teacher", "distill", "stages", "inherit_teacher", "teacher_half", "nonfinite")
-KDTOOLS_HOOKS = ("StageHook", "DistillScheduleHook")
+KDTOOLS_HOOKS = ("StageHook", "DistillScheduleHook", "RNGStateHook")
 
 
 def is_distill_config(cfg: Config) -> bool:
@@ -32,7 +32,7 @@ def expand_distill_config(cfg: Config) -> Config:
         for key in DISTILL_KEYS:
             cfg.pop(key, None)
     if cfg.model.get("type") == "DistillDetector":
-        needed = ["DistillScheduleHook"] + (["StageHook"] if cfg.model.get("stages") else [])
+        needed = ["DistillScheduleHook", "RNGStateHook"] + (["StageHook"] if cfg.model.get("stages") else [])
         hooks = list(cfg.get("custom_hooks", []))
         present = {h.get("type") for h in hooks}
         cfg.custom_hooks = hooks + [dict(type=name) for name in needed if name not in present]

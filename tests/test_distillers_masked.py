@@ -218,13 +218,27 @@ def test_dfmsd_default_weights_and_apply_settings():
     assert (distiller.enhance, distiller.mask_ratio, distiller.alpha_dfmsd) == (2.5, 0.4, 3e-6)
     spatial, _ = distiller.masks(features()[1], make_batch())
     assert ((1 - spatial).sum(dim=(1, 2, 3)) == round(0.4 * H * W)).all()
-    with pytest.raises(ValueError, match=r"temp.*valid names: \['enhance', 'mask_ratio', 'alpha_dfmsd'\]"):
+    assert set(distiller.settable) == {"loss_weight", "enhance", "mask_ratio", "alpha_dfmsd"}
+    with pytest.raises(ValueError, match=r"'temp'.*'enhance'.*'alpha_dfmsd'"):
         distiller.apply_settings(temp=1.0)
     with pytest.raises(ValueError, match="mask_ratio"):
         distiller.apply_settings(mask_ratio=1.5)
     with pytest.raises(ValueError, match="enhance"):
         distiller.apply_settings(enhance=-1.0)
     assert distiller.mask_ratio == 0.4
+    with pytest.raises(ValueError, match="'enhance'"):
+        make(dict(type="DMKD")).apply_settings(enhance=1.0)
+
+
+def test_dual_mask_visual_maps():
+    positions, channels = random_ranks()
+    teacher = ranked_teacher(positions, channels)
+    distiller = make(dict(type="DFMSD", align=None, mask_ratio=RATIO))
+    maps = distiller.visual_maps(torch.randn(N, C, H, W), teacher, make_batch(), 0)
+    spatial, _ = distiller.masks(teacher, make_batch())
+    assert torch.equal(maps["masked positions"], 1 - spatial[:, 0])
+    inside = make_batch().inside_boxes((H, W))
+    torch.testing.assert_close(maps["selection score"], spatial_attention(teacher, 0.5) * (1 + inside))
 
 
 # ------------------------------------------------------------------------------------------------ RND
@@ -317,6 +331,11 @@ def test_rnd_novelty_map_in_batch_maps():
     assert novelty.shape == (N, H, W) and not novelty.requires_grad
     torch.testing.assert_close(novelty.mean(dim=(1, 2)), torch.ones(N))
     assert (novelty >= 0).all() and novelty.std() > 0
+
+    state = {k: v.clone() for k, v in distiller.state_dict().items()}
+    visual = distiller.visual_maps(student, teacher, make_batch(), 0)["novelty"]
+    assert visual.shape == (N, H, W) and not visual.requires_grad
+    assert all(torch.equal(v, distiller.state_dict()[k]) for k, v in state.items())
 
 
 def test_rnd_update_proportion_uses_a_fraction_of_locations():

@@ -31,6 +31,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 # ``flatten_sequential`` turns ``stages.0`` into ``stages_0``.
 _WRAPPER_PREFIXES = ("", "model.", "body.", "graph_module.")
 _STATE_DICT_WRAPPERS = ("state_dict", "model")
+_MAX_KEYS_SHOWN = 20
 
 
 def _check_request(model_name: str, out_indices: Sequence[int]) -> None:
@@ -176,6 +177,12 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def _key_list(keys: list[str]) -> str:
+    """Keys for an error message, shortened when there are many."""
+    extra = len(keys) - _MAX_KEYS_SHOWN
+    return f"{keys[:_MAX_KEYS_SHOWN]} (+{extra} more)" if extra > 0 else str(keys)
+
+
 def _head_keys(model_name: str, model_kwargs: dict[str, Any], wrapper_keys: set[str]) -> set[str]:
     """Keys of the full timm model that its feature wrapper drops (classifier head, stages after the last output)."""
     full_keys = _build_on_meta(model_name, **model_kwargs).state_dict().keys()
@@ -246,7 +253,8 @@ class TimmBackbone(BaseModule):
         if result.missing_keys or unexpected:
             raise ValueError(
                 f"Checkpoint {path!r} does not match timm model {self.model_name!r}: "
-                f"missing keys {result.missing_keys}, unexpected keys {unexpected} (head keys are ignored)."
+                f"missing keys {_key_list(result.missing_keys)}, "
+                f"unexpected keys {_key_list(unexpected)} (head keys are ignored)."
             )
 
     def _freeze_stages(self) -> list[str]:

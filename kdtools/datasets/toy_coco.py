@@ -36,6 +36,8 @@ MIN_COLOUR_DISTANCE = 90.0
 COLOUR_CANDIDATES = 8
 
 Mask = np.ndarray
+# (u, v, radius, angle) -> mask, with (u, v) pixel-centre offsets from the shape's centre. Every shape lies within
+# the disc of the given radius, whatever its rotation angle.
 ShapeFn = Callable[[np.ndarray, np.ndarray, float, float], Mask]
 
 
@@ -66,7 +68,7 @@ def _rotate(u: np.ndarray, v: np.ndarray, angle: float) -> tuple[np.ndarray, np.
 
 def _square(u: np.ndarray, v: np.ndarray, radius: float, angle: float) -> Mask:
     ru, rv = _rotate(u, v, angle)
-    return np.maximum(np.abs(ru), np.abs(rv)) <= 0.8 * radius
+    return np.maximum(np.abs(ru), np.abs(rv)) <= radius / np.sqrt(2)
 
 
 def _triangle(u: np.ndarray, v: np.ndarray, radius: float, angle: float) -> Mask:
@@ -77,8 +79,8 @@ def _triangle(u: np.ndarray, v: np.ndarray, radius: float, angle: float) -> Mask
 
 def _cross(u: np.ndarray, v: np.ndarray, radius: float, angle: float) -> Mask:
     ru, rv = (np.abs(axis) for axis in _rotate(u, v, angle))
-    half_bar = max(0.34 * radius, 1.0)
-    return ((ru <= radius) & (rv <= half_bar)) | ((rv <= radius) & (ru <= half_bar))
+    arm, half_bar = 0.94 * radius, 0.32 * radius
+    return ((ru <= arm) & (rv <= half_bar)) | ((rv <= arm) & (ru <= half_bar))
 
 
 SHAPE_FNS: tuple[ShapeFn, ...] = (_circle, _square, _triangle, _cross, _ring)
@@ -122,9 +124,10 @@ def _pick_colour(rng: np.random.Generator, local_mean: np.ndarray) -> np.ndarray
     return candidates[far[0] if far.size else int(np.argmax(dist))]
 
 
-def _mask_bbox(mask: Mask) -> tuple[int, int, int, int]:
+def _mask_bbox(mask: Mask, x0: int, y0: int) -> tuple[int, int, int, int]:
+    """Box (x, y, w, h) of a non-empty mask whose top-left pixel lies at (x0, y0) in the image."""
     cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    return x0 + int(cols[0]), y0 + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
 
 
 def _sample_shape(rng: np.random.Generator, centres: np.ndarray, background: np.ndarray) -> Shape | None:
@@ -135,14 +138,18 @@ def _sample_shape(rng: np.random.Generator, centres: np.ndarray, background: np.
     radius = diameter / 2
     cx, cy = rng.uniform(radius, size - radius, size=2)
     angle = rng.uniform(0, 2 * np.pi)
-    u, v = np.meshgrid(centres - np.float32(cx), centres - np.float32(cy))
-    mask = SHAPE_FNS[label](u, v, radius, angle)
-    if not mask.any():
+    x0, y0 = int(cx - radius), int(cy - radius)
+    window = (slice(y0, int(np.ceil(cy + radius))), slice(x0, int(np.ceil(cx + radius))))
+    u, v = np.meshgrid(centres[window[1]] - np.float32(cx), centres[window[0]] - np.float32(cy))
+    local = SHAPE_FNS[label](u, v, radius, angle)
+    if not local.any():
         return None
+    mask = np.zeros((size, size), dtype=bool)
+    mask[window] = local
     base = _pick_colour(rng, background[mask].mean(axis=0))
     shading = rng.uniform(-25, 25, size=2)
-    colours = base + ((u[mask] * shading[0] + v[mask] * shading[1]) / radius)[:, None]
-    return Shape(label=label, mask=mask, colours=colours, bbox=_mask_bbox(mask))
+    colours = base + ((u[local] * shading[0] + v[local] * shading[1]) / radius)[:, None]
+    return Shape(label=label, mask=mask, colours=colours, bbox=_mask_bbox(local, x0, y0))
 
 
 def _visible(shapes: list[Shape]) -> list[Shape]:
@@ -164,7 +171,7 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     for shape in shapes:
         img[shape.mask] = shape.colours
     img += rng.standard_normal(size=img.shape, dtype=np.float32) * rng.uniform(3, 10)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), shapes
+    return np.rint(np.minimum(np.maximum(img, 0), 255)).astype(np.uint8), shapes
 
 
 def _write_split(out_dir: Path, split: str, num_images: int, img_size: int, seed: int) -> dict:

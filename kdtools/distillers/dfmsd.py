@@ -34,7 +34,8 @@ kdtools' reading (no public code or full text; all configurable):
 - ``align_weight`` (default 0, off) adds the unmasked alignment term above; with 'standardize' it is PKD's
   loss (1 - Pearson r per channel).
 - Stage-wise adaptation lives in the detector and a training hook; this class only exposes the
-  attributes a stage may set, ``enhance``, ``mask_ratio`` and ``alpha_dfmsd``, through ``apply_settings``.
+  attributes a stage may set, ``enhance``, ``mask_ratio`` and ``alpha_dfmsd`` (besides every distiller's
+  ``loss_weight``), through ``apply_settings``, which checks the values and rejects unknown names.
 
 Defaults suit RetinaNet on COCO and the toy set: ``mask_ratio=0.65``, ``temp=0.5``, ``mask_rule='topk'``,
 ``fusion='softmax'``, ``enhance=1.0``, ``align='standardize'``.
@@ -75,7 +76,7 @@ class DFMSD(DualMaskDistiller):
             ``BaseDistiller`` arguments.
     """
 
-    SETTINGS = ("enhance", "mask_ratio", "alpha_dfmsd")
+    settable = (*DualMaskDistiller.settable, "enhance", "alpha_dfmsd")
 
     def __init__(
         self,

@@ -59,8 +59,7 @@ class DualMaskDistiller(BaseDistiller):
         **kwargs: ``BaseDistiller`` arguments.
     """
 
-    #: Attributes that ``apply_settings`` may change between training stages.
-    SETTINGS: tuple[str, ...] = ("mask_ratio",)
+    settable = (*BaseDistiller.settable, "mask_ratio")
 
     def __init__(
         self,
@@ -91,14 +90,15 @@ class DualMaskDistiller(BaseDistiller):
             self.fusion_logits = nn.ParameterList(nn.Parameter(torch.zeros(2)) for _ in levels)
 
     def apply_settings(self, **settings: float) -> None:
-        """Set stage-dependent attributes (those in ``SETTINGS``), e.g. ``apply_settings(mask_ratio=0.5)``."""
-        unknown = sorted(set(settings) - set(self.SETTINGS))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} has no stage setting(s) {unknown}; valid names: {list(self.SETTINGS)}."
-            )
-        for name, value in settings.items():
-            setattr(self, name, _checked_ratio(value) if name == "mask_ratio" else _checked_nonnegative(name, value))
+        """Set stage-dependent attributes (``settable``), e.g. ``apply_settings(mask_ratio=0.5)``.
+
+        ``mask_ratio`` must lie in [0, 1], the other values be >= 0; unknown names raise ``ValueError``.
+        """
+        checked = {
+            name: _checked_ratio(value) if name == "mask_ratio" else _checked_nonnegative(name, value)
+            for name, value in settings.items()
+        }
+        super().apply_settings(**checked)
 
     def fusion_weights(self, index: int) -> Tensor:
         """(w_s, w_c) of level ``index``."""
@@ -106,6 +106,10 @@ class DualMaskDistiller(BaseDistiller):
             return torch.full((2,), 0.5)
         logits = self.fusion_logits[index]
         return torch.softmax(logits, dim=0) if self.fusion == "softmax" else torch.sigmoid(logits)
+
+    def aligned(self, student: Tensor, teacher: Tensor, index: int) -> tuple[Tensor, Tensor]:
+        """The features the masks and the loss are computed on; DMKD uses them as they come."""
+        return student, teacher
 
     def spatial_scores(self, attention: Tensor, batch: DistillBatch) -> Tensor:
         """Scores that choose the masked positions (N x H x W); DMKD uses the teacher's spatial attention."""
@@ -133,6 +137,13 @@ class DualMaskDistiller(BaseDistiller):
         fused = self.reconstruct(student, teacher, batch, index)
         return (teacher - fused).pow(2).sum() / student.shape[0]
 
+    def visual_maps(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> dict[str, Tensor]:
+        """The spatial selection score and the masked positions (1 = masked) of level ``index``."""
+        _, teacher = self.aligned(student, teacher, index)
+        spatial, _ = self.masks(teacher, batch)
+        scores = self.spatial_scores(spatial_attention(teacher, self.temp), batch)
+        return {"selection score": scores, "masked positions": 1.0 - spatial[:, 0]}
+
 
 @DISTILLERS.register_module()
 class DMKD(DualMaskDistiller):
@@ -143,7 +154,7 @@ class DMKD(DualMaskDistiller):
         **kwargs: ``DualMaskDistiller`` and ``BaseDistiller`` arguments.
     """
 
-    SETTINGS = ("mask_ratio", "alpha_dmkd")
+    settable = (*DualMaskDistiller.settable, "alpha_dmkd")
 
     def __init__(self, alpha_dmkd: float = 2e-5, **kwargs) -> None:
         super().__init__(**kwargs)

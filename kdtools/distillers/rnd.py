@@ -152,21 +152,25 @@ class RND(BaseDistiller):
         self.teacher_moments = nn.ModuleList(RunningMoments((lv.teacher_channels,), self.momentum) for lv in levels)
         self.error_moments = nn.ModuleList(RunningMoments((), self.momentum) for _ in levels)
 
-    def whiten(self, teacher: Tensor, index: int) -> Tensor:
-        """clip((F^T - mu_c) / sqrt(var_c + eps), -clip, clip); the statistics first take this batch in training."""
+    def whiten(self, teacher: Tensor, index: int, update: bool) -> Tensor:
+        """clip((F^T - mu_c) / sqrt(var_c + eps), -clip, clip); with ``update`` the statistics first take this batch."""
         moments = self.teacher_moments[index]
-        if self.training:
+        if update:
             moments.update(teacher.mean(dim=(0, 2, 3)), teacher.var(dim=(0, 2, 3), unbiased=False))
         normed = (teacher - moments.mean[None, :, None, None]) / moments.std()[None, :, None, None]
         return normed.clamp(-self.clip, self.clip)
 
-    def prediction_error(self, student: Tensor, teacher: Tensor, index: int) -> Tensor:
+    def prediction_error(self, student: Tensor, teacher: Tensor, index: int, update: bool) -> Tensor:
         """e = mean over embedding channels of (g(F^S) - f(T_norm))^2, N x H x W."""
-        target = self.targets[index](self.whiten(teacher.detach(), index))
+        target = self.targets[index](self.whiten(teacher.detach(), index, update))
         return (self.predictors[index](student) - target).pow(2).mean(dim=1)
 
+    def visual_maps(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> dict[str, Tensor]:
+        """The novelty map of level ``index``; leaves the running statistics alone."""
+        return {"novelty": novelty_map(self.prediction_error(student, teacher, index, update=False).detach())}
+
     def level_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor:
-        error = self.prediction_error(student, teacher, index)
+        error = self.prediction_error(student, teacher, index, update=self.training)
         detached = error.detach()
         moments = self.error_moments[index]
         if self.training:

@@ -1,0 +1,625 @@
+"""Time and size a distillation step against its parts: the student step, the teacher features, the distillers.
+
+    python tools/benchmark.py [--config configs/toy/pkd_retina_toy.py] [--distillers PKD CWD ...]
+        [--batch-size 2] [--img-size N] [--iters 20] [--warmup 5] [--amp] [--channels-last]
+        [--random-teacher] [--threads N] [--json OUT]
+
+Method. Every phase runs on one synthetic batch (random images, random GT boxes packed as mmdet
+``DetDataSample``s; the same batch every iteration) and reports the median wall time of ``--iters``
+iterations after ``--warmup`` (CUDA synchronised before and after each iteration):
+
+- ``student``: the plain student detector of the config: loss, backward and SGD step (mmengine's
+  ``OptimWrapper``, as in training).
+- ``teacher``: ``DistillDetector.teacher_levels`` on the teacher alone: eval mode, inference mode, only as
+  deep as the taps need (backbone + neck for FPN taps).
+- one phase per distiller: a ``DistillDetector`` with just that distiller: loss, backward and SGD step over
+  the student and distiller parameters. The time spent inside the distillers' forward is taken by hooks
+  around each distiller. For distillers with generation blocks (``spatial_generators`` and
+  ``channel_generators``: DMKD, DFMSD) the blocks are then also timed alone (forward + backward on random
+  features of the matched teacher levels' shapes), and their FLOPs are counted analytically:
+  2 x k x k x C_in x C_out x H x W x N per conv forward, x 3 for forward + backward.
+
+Ratios: overhead = t_kd / (t_student + t_teacher); with generation blocks also
+t_kd / (t_student + t_teacher + t_gen). The bar for both is 1.10.
+
+Peak memory of a phase: on CUDA, ``max_memory_allocated`` after ``reset_peak_memory_stats``, minus what was
+allocated when the phase started (after the batch was made); phases run in this process. On CPU each
+phase runs in a fresh spawned process and reports its peak RSS (``ru_maxrss``) minus the RSS measured right
+after the imports and the batch creation, before any model is built, so the interpreter and libraries are
+not counted. The bar: peak(kd) <= 1.10 x (peak(student) + peak(teacher) + distiller modules), with the
+distiller modules counted as parameter bytes x 4 (weights, gradients and Adam's two moment buffers; the SGD
+with momentum timed here keeps one buffer, so this is an upper bound for it).
+
+``--amp``: bf16 autocast on CPU (kdtools' ``CPUAmpOptimWrapper``), fp16 autocast with a dynamic loss
+scaler on CUDA (mmengine's ``AmpOptimWrapper``), for the student and distillation steps; distillers compute
+their losses in fp32 whatever the autocast. The teacher's precision follows the config's ``teacher_half``.
+``--random-teacher`` saves a randomly initialised teacher checkpoint to a temporary file (timings do not
+depend on the weights). No pretrained weights are fetched: ``Pretrained`` init configs are removed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import multiprocessing
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mmcv
+import mmdet
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+import kdtools  # noqa: F401  (registers the detector and the distillers)
+from kdtools.config import expand_distill_config
+from kdtools.detectors.distill_detector import DistillDetector, InputAdapter
+from kdtools.detectors.taps import TapRecorder
+from kdtools.detectors.teacher import build_teacher, load_model_config, resolve_checkpoint
+from kdtools.registry import build_distiller
+from kdtools.training import CPUAmpOptimWrapper
+
+DEFAULT_CONFIG = "configs/toy/pkd_retina_toy.py"
+ALL_DISTILLERS = ("PKD", "CWD", "MGD", "FGD", "DMKD", "DFMSD", "RND")
+GENERATOR_ATTRS = ("spatial_generators", "channel_generators")
+DETECTOR_OPTIONS = ("teacher_half", "nonfinite")
+BAR = 1.10
+MIB = 2**20
+BOXES_PER_IMAGE = 8
+LEARNING_RATE = 1e-4  # timings do not depend on it; small, so that many steps on one batch stay finite
+STATE_COPIES = 4  # weights, gradients, two Adam moments
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """Everything a phase needs, picklable for a spawned process."""
+
+    student: dict
+    teacher: dict
+    distillers: dict[str, dict]
+    detector_options: dict
+    batch_size: int
+    image_size: tuple[int, int]
+    padded_size: tuple[int, int]
+    num_classes: int
+    iters: int
+    warmup: int
+    amp: bool
+    channels_last: bool
+    threads: int
+    device: str
+
+
+@dataclass
+class PhaseResult:
+    """Median seconds per iteration and peak MiB of one phase; distiller phases add the distiller figures."""
+
+    phase: str
+    seconds: float
+    peak_mib: float
+    distiller_seconds: float | None = None
+    distiller_param_bytes: int | None = None
+    generation_gflop: float | None = None
+    generation_seconds: float | None = None
+
+
+@dataclass
+class DistillerRow:
+    """One distiller against the student and the teacher (seconds, MiB)."""
+
+    name: str
+    t_kd: float
+    overhead: float
+    t_distillers: float
+    peak_mib: float
+    modules_mib: float
+    memory_ratio: float
+    generation_gflop: float | None
+    t_generation: float | None
+    overhead_with_generation: float | None
+
+    @property
+    def time_bar_met(self) -> bool:
+        ratio = self.overhead if self.overhead_with_generation is None else self.overhead_with_generation
+        return ratio <= BAR
+
+    @property
+    def memory_bar_met(self) -> bool:
+        return self.memory_ratio <= BAR
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark distillation against the student and teacher alone")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="a distillation config")
+    parser.add_argument("--distillers", nargs="+", default=list(ALL_DISTILLERS), help="distiller types to time")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--img-size", type=int, help="square input side; default: the config's train scale")
+    parser.add_argument("--iters", type=int, default=20, help="timed iterations per phase")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed iterations before them")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast on CPU, fp16 + loss scaling on CUDA")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last models and inputs")
+    parser.add_argument("--random-teacher", action="store_true", help="time a randomly initialised teacher")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0 or args.batch_size < 1:
+        parser.error("--iters and --batch-size must be >= 1 and --warmup >= 0")
+    return args
+
+
+def strip_pretrained(cfg: Any) -> Any:
+    """A copy of a model config without ``init_cfg=dict(type='Pretrained', ...)`` anywhere: nothing is fetched."""
+    if isinstance(cfg, dict):
+        return {
+            key: strip_pretrained(value)
+            for key, value in cfg.items()
+            if not (key == "init_cfg" and isinstance(value, dict) and value.get("type") == "Pretrained")
+        }
+    if isinstance(cfg, list):
+        return [strip_pretrained(value) for value in cfg]
+    return cfg
+
+
+def train_image_size(cfg: Config) -> tuple[int, int]:
+    """(H, W) of a train image after the config's ``Resize``: short side x long side of its scale."""
+    for step in cfg.get("train_dataloader", {}).get("dataset", {}).get("pipeline", []):
+        scale = step.get("scale")
+        if step.get("type") == "Resize" and scale is not None:
+            scale = (scale, scale) if isinstance(scale, int) else tuple(scale)
+            return min(scale), max(scale)
+    raise ValueError("The config's train pipeline has no Resize with a fixed scale; give --img-size.")
+
+
+def padded(size: tuple[int, int], divisor: int) -> tuple[int, int]:
+    return tuple(-(-side // divisor) * divisor for side in size)
+
+
+def neck_channels(model: dict) -> int | None:
+    neck = model.get("neck")
+    return neck.get("out_channels") if isinstance(neck, dict) else None
+
+
+def distiller_configs(names: Sequence[str], configured: Sequence[dict], conv1x1: bool) -> dict[str, dict]:
+    """Each distiller's config: the config's own entry of that type if any, else the defaults; a 1x1 conv
+    connector is added where the config does not name one and the student and teacher necks differ in width."""
+    configs = {}
+    for name in names:
+        cfg = next((copy.deepcopy(c) for c in configured if c.get("type") == name), dict(type=name))
+        if conv1x1:
+            cfg.setdefault("connector", "conv1x1")
+        configs[name] = cfg
+    return configs
+
+
+def save_random_teacher(model: dict, path: str) -> str:
+    """Save a randomly initialised teacher (the config's architecture) in mmengine's checkpoint layout."""
+    from mmdet.registry import MODELS
+
+    model = strip_pretrained(model)
+    model.pop("init_cfg", None)
+    torch.save({"state_dict": MODELS.build(model).state_dict(), "meta": {}}, path)
+    return path
+
+
+def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
+    """Read the config; save a random teacher checkpoint in ``workdir`` if asked, else check the config's."""
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(args.config)
+    model = expand_distill_config(cfg).model.to_dict()
+    if model.get("type") != "DistillDetector":
+        raise ValueError(f"{args.config} is not a distillation config: it names no teacher and no distill=[...].")
+    student = strip_pretrained(model["student"])
+    teacher = dict(model.get("teacher") or model["stages"][0]["teacher"])
+    teacher_model = load_model_config(teacher["config"], teacher.get("cfg_options")).to_dict()
+    if args.random_teacher:
+        teacher["checkpoint"] = save_random_teacher(teacher_model, osp.join(workdir, "random_teacher.pth"))
+    else:
+        teacher["checkpoint"] = resolve_checkpoint(teacher["config"], teacher["checkpoint"])
+    size = (args.img_size, args.img_size) if args.img_size else train_image_size(cfg)
+    divisor = int((student.get("data_preprocessor") or {}).get("pad_size_divisor", 1))
+    channels = neck_channels(student), neck_channels(teacher_model)
+    conv1x1 = None not in channels and channels[0] != channels[1]
+    return BenchSpec(
+        student=student,
+        teacher=teacher,
+        distillers=distiller_configs(args.distillers, model["distillers"], conv1x1),
+        detector_options={key: model[key] for key in DETECTOR_OPTIONS if key in model},
+        batch_size=args.batch_size,
+        image_size=size,
+        padded_size=padded(size, divisor),
+        num_classes=int(student.get("bbox_head", {}).get("num_classes", 80)),
+        iters=args.iters,
+        warmup=args.warmup,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        threads=args.threads,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
+
+
+def machine(spec: BenchSpec) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": spec.threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "mmdet": mmdet.__version__,
+        "mmcv": mmcv.__version__,
+        "device": spec.device,
+    }
+    if spec.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
+# ---------------------------------------------------------------------------------------------- the inputs
+def random_boxes(count: int, height: int, width: int, generator: torch.Generator) -> Tensor:
+    """``count`` x 4 boxes (x1, y1, x2, y2) of 5-40% of the image side, clipped to the image."""
+    limit = torch.tensor([width, height], dtype=torch.float32)
+    size = (torch.rand(count, 2, generator=generator) * 0.35 + 0.05) * limit
+    centre = torch.rand(count, 2, generator=generator) * limit
+    top_left = (centre - size / 2).clamp(min=0)
+    bottom_right = torch.minimum(centre + size / 2, limit)
+    return torch.cat([top_left, bottom_right], dim=1)
+
+
+def make_batch(spec: BenchSpec) -> tuple[Tensor, list[DetDataSample]]:
+    """Random normalised images (zero padding beyond the image) and random GT boxes, on the device."""
+    generator = torch.Generator().manual_seed(0)
+    (h, w), (ph, pw) = spec.image_size, spec.padded_size
+    inputs = torch.zeros(spec.batch_size, 3, ph, pw)
+    inputs[..., :h, :w] = torch.randn(spec.batch_size, 3, h, w, generator=generator)
+    samples = []
+    for _ in range(spec.batch_size):
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(ph, pw),
+                                             batch_input_shape=(ph, pw), scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=random_boxes(BOXES_PER_IMAGE, h, w, generator).to(spec.device),
+            labels=torch.randint(spec.num_classes, (BOXES_PER_IMAGE,), generator=generator).to(spec.device),
+        )
+        samples.append(sample)
+    inputs = inputs.to(spec.device)
+    if spec.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, samples
+
+
+# -------------------------------------------------------------------------------------------- measurement
+def current_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory above what the process holds when this is created (CUDA: allocated; CPU: RSS)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device == "cuda"
+        gc.collect()
+        if self.cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.base = current_rss()
+
+    def peak_mib(self) -> float:
+        if self.cuda:
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        return (peak - self.base) / MIB
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device == "cuda" else lambda: None
+
+
+def iteration_seconds(step: Callable[[], object], spec: BenchSpec) -> list[float]:
+    """Wall time of each timed iteration of ``step``, after the warm-up ones."""
+    sync = synchronizer(spec.device)
+    times = []
+    for index in range(spec.warmup + spec.iters):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        if index >= spec.warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+class ForwardTimer:
+    """Wall time spent inside the forward of each of ``modules`` (synchronised on CUDA), one entry per call."""
+
+    def __init__(self, modules: Sequence[nn.Module], sync: Callable[[], None]) -> None:
+        self.sync = sync
+        self.calls: list[float] = []
+        self._start = 0.0
+        for module in modules:
+            module.register_forward_pre_hook(self._enter)
+            module.register_forward_hook(self._exit)
+
+    def _enter(self, module: nn.Module, args: tuple) -> None:
+        self.sync()
+        self._start = time.perf_counter()
+
+    def _exit(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self.sync()
+        self.calls.append(time.perf_counter() - self._start)
+
+    def per_iteration(self, calls_per_iteration: int, skip: int) -> list[float]:
+        """Summed call times of each iteration, the first ``skip`` iterations left out."""
+        n = calls_per_iteration
+        totals = [sum(self.calls[i:i + n]) for i in range(0, len(self.calls), n)]
+        return totals[skip:]
+
+
+# ------------------------------------------------------------------------------------------------- models
+def optim_wrapper(model: nn.Module, spec: BenchSpec) -> OptimWrapper:
+    """SGD with momentum in the wrapper training would use (fp32, bf16 autocast on CPU, fp16 AMP on CUDA)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9, weight_decay=1e-4)
+    if not spec.amp:
+        return OptimWrapper(optimizer=optimizer)
+    if spec.device == "cuda":
+        return AmpOptimWrapper(optimizer=optimizer, loss_scale="dynamic")
+    return CPUAmpOptimWrapper(optimizer=optimizer)
+
+
+def train_step(model: nn.Module, wrapper: OptimWrapper, inputs: Tensor, samples: list[DetDataSample]) -> None:
+    """mmengine's ``BaseModel.train_step`` without the data preprocessor: loss, backward, step, zero grads."""
+    with wrapper.optim_context(model):
+        losses = model.loss(inputs, samples)
+    loss, _ = model.parse_losses(losses)
+    wrapper.update_params(loss)
+
+
+def prepared(model: nn.Module, spec: BenchSpec) -> nn.Module:
+    """``model`` on the device, channels_last if asked."""
+    model.to(spec.device)
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_trainable(cfg: dict, spec: BenchSpec) -> nn.Module:
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(copy.deepcopy(cfg))
+    model.init_weights()
+    return prepared(model, spec).train()
+
+
+class TeacherFeatures:
+    """The teacher side of a ``DistillDetector`` on its own: the same teacher build and ``teacher_levels``."""
+
+    levels = DistillDetector.teacher_levels
+
+    def __init__(self, spec: BenchSpec) -> None:
+        config, cfg_options = spec.teacher["config"], spec.teacher.get("cfg_options")
+        self.teacher = prepared(build_teacher(config, spec.teacher["checkpoint"], cfg_options), spec)
+        taps = [path for cfg in spec.distillers.values() for path in build_distiller(copy.deepcopy(cfg)).teacher_tap]
+        self.teacher_taps = TapRecorder(self.teacher, taps, "teacher")
+        teacher_dp = dict(load_model_config(config, cfg_options).get("data_preprocessor") or {})
+        student_dp = dict(spec.student.get("data_preprocessor") or {})
+        self.teacher_input = InputAdapter(student_dp, teacher_dp).to(spec.device)
+        self.teacher_half = bool(spec.detector_options.get("teacher_half", False))
+
+
+def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
+    cfg = dict(type="DistillDetector", student=spec.student, distillers=[spec.distillers[name]],
+               teacher=spec.teacher, **spec.detector_options)
+    return build_trainable(cfg, spec)
+
+
+# ------------------------------------------------------------------------------------------------- phases
+def setup_process(spec: BenchSpec) -> None:
+    torch.set_num_threads(spec.threads)
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_instance("kdtools-benchmark", log_level="WARNING")
+
+
+def run_phase(spec: BenchSpec, phase: str) -> PhaseResult:
+    """Build, warm up and time one phase: 'student', 'teacher' or a distiller type of ``spec.distillers``.
+
+    On CPU the peak memory is right only in a fresh process (the RSS high-water mark never goes down).
+    """
+    setup_process(spec)
+    inputs, samples = make_batch(spec)
+    memory = PeakMemory(spec.device)
+    if phase == "teacher":
+        teacher = TeacherFeatures(spec)
+        times = iteration_seconds(lambda: teacher.levels(inputs, samples), spec)
+        return PhaseResult(phase, statistics.median(times), memory.peak_mib())
+    if phase == "student":
+        model = build_trainable(spec.student, spec)
+        wrapper = optim_wrapper(model, spec)
+        times = iteration_seconds(lambda: train_step(model, wrapper, inputs, samples), spec)
+        return PhaseResult(phase, statistics.median(times), memory.peak_mib())
+    model = distill_detector(spec, phase)
+    wrapper = optim_wrapper(model, spec)
+    timer = ForwardTimer(model.distillers, synchronizer(spec.device))
+    times = iteration_seconds(lambda: train_step(model, wrapper, inputs, samples), spec)
+    result = PhaseResult(
+        phase,
+        statistics.median(times),
+        memory.peak_mib(),
+        distiller_seconds=statistics.median(timer.per_iteration(len(model.distillers), spec.warmup)),
+        distiller_param_bytes=sum(p.numel() * p.element_size() for p in model.distillers.parameters()),
+    )
+    blocks = generation_blocks(model.distillers[0])
+    if blocks:
+        shapes = generation_shapes(model, inputs, samples)
+        result.generation_gflop = generation_flops(blocks, shapes) / 1e9
+        result.generation_seconds = generation_seconds(blocks, shapes, spec)
+    return result
+
+
+def generation_blocks(distiller: nn.Module) -> list[list[nn.Module]]:
+    """Per matched level, the distiller's generation blocks (spatial and channel branch); [] if it has none."""
+    if not all(hasattr(distiller, attr) for attr in GENERATOR_ATTRS):
+        return []
+    return [list(level) for level in zip(*(getattr(distiller, attr) for attr in GENERATOR_ATTRS))]
+
+
+def generation_shapes(model: DistillDetector, inputs: Tensor, samples: list[DetDataSample]) -> list[torch.Size]:
+    """N x C x H x W of the teacher feature of each level the (single) distiller matched, for this batch."""
+    distiller = model.distillers[0]
+    features = model.teacher_levels(inputs, samples)
+    levels = [level for path in distiller.teacher_tap for level in features[path]]
+    return [levels[pair.teacher_index].shape for pair in distiller.levels]
+
+
+def generation_flops(blocks: list[list[nn.Module]], shapes: Sequence[torch.Size]) -> float:
+    """Forward + backward FLOPs of the blocks' convolutions: 3 x 2 x k_h x k_w x C_in x C_out x H x W x N each
+    (stride-1, size-preserving convs, as in the generation blocks)."""
+    total = 0
+    for level, (n, _, h, w) in zip(blocks, shapes):
+        convs = [m for block in level for m in block.modules() if isinstance(m, nn.Conv2d)]
+        for conv in convs:
+            k_h, k_w = conv.kernel_size
+            total += 3 * 2 * k_h * k_w * conv.in_channels * conv.out_channels * h * w * n
+    return float(total)
+
+
+def generation_seconds(blocks: list[list[nn.Module]], shapes: Sequence[torch.Size], spec: BenchSpec) -> float:
+    """Median time of forward + backward of all generation blocks on random features of the given shapes."""
+    memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
+    features = [torch.randn(shape, device=spec.device).contiguous(memory_format=memory_format).requires_grad_()
+                for shape in shapes]
+    params = [p for level in blocks for block in level for p in block.parameters()]
+
+    def step() -> None:
+        for tensor in (*params, *features):
+            tensor.grad = None
+        for level, feature in zip(blocks, features):
+            for block in level:
+                block(feature).sum().backward()
+
+    return statistics.median(iteration_seconds(step, spec))
+
+
+def run_phases(spec: BenchSpec, phases: Sequence[str], isolate: bool) -> dict[str, PhaseResult]:
+    """Run the phases one after another, each in a fresh spawned process when ``isolate``."""
+    results = {}
+    for phase in phases:
+        if isolate:
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results[phase] = pool.submit(run_phase, spec, phase).result()
+        else:
+            results[phase] = run_phase(spec, phase)
+        print(f"{phase}: {results[phase].seconds * 1e3:.1f} ms, peak {results[phase].peak_mib:.0f} MiB", flush=True)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------- report
+def summarise(results: dict[str, PhaseResult]) -> list[DistillerRow]:
+    """One row per distiller phase: its ratios against the student and teacher phases."""
+    student, teacher = results["student"], results["teacher"]
+    rows = []
+    for name, kd in results.items():
+        if name in ("student", "teacher"):
+            continue
+        modules_mib = kd.distiller_param_bytes * STATE_COPIES / MIB
+        with_generation = None
+        if kd.generation_seconds is not None:
+            with_generation = kd.seconds / (student.seconds + teacher.seconds + kd.generation_seconds)
+        rows.append(DistillerRow(
+            name=name,
+            t_kd=kd.seconds,
+            overhead=kd.seconds / (student.seconds + teacher.seconds),
+            t_distillers=kd.distiller_seconds,
+            peak_mib=kd.peak_mib,
+            modules_mib=modules_mib,
+            memory_ratio=kd.peak_mib / (student.peak_mib + teacher.peak_mib + modules_mib),
+            generation_gflop=kd.generation_gflop,
+            t_generation=kd.generation_seconds,
+            overhead_with_generation=with_generation,
+        ))
+    return rows
+
+
+def _optional(value: float | None, scale: float, digits: int) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def format_report(info: dict[str, Any], spec: BenchSpec, config: str, results: dict[str, PhaseResult],
+                  rows: Sequence[DistillerRow]) -> str:
+    """Markdown: the machine and settings, the student and teacher phases, one row per distiller."""
+    (h, w), (ph, pw) = spec.image_size, spec.padded_size
+    precision = ("bf16 autocast" if spec.device == "cpu" else "fp16 AMP") if spec.amp else "fp32"
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} torch threads, device {info['device']}"
+        + (f" ({info['gpu']})" if "gpu" in info else "")
+        + f"; python {info['python']}, torch {info['torch']}, mmdet {info['mmdet']}, mmcv {info['mmcv']}",
+        f"Config: {config}; batch {spec.batch_size} of {h}x{w} (padded {ph}x{pw}); {precision}"
+        f"{', channels_last' if spec.channels_last else ''}; median of {spec.iters} iterations after "
+        f"{spec.warmup} warm-up",
+        "",
+        "| phase | median time (ms) | peak memory (MiB) |",
+        "|---|---:|---:|",
+    ]
+    for name, label in (("student", "student step"), ("teacher", "teacher features")):
+        lines.append(f"| {label} | {results[name].seconds * 1e3:.1f} | {results[name].peak_mib:.0f} |")
+    lines += [
+        "",
+        "| distiller | t_kd (ms) | t_kd / (t_s + t_t) | in distillers (ms) | peak (MiB) | modules x4 (MiB) "
+        "| peak / (s + t + modules) | gen GFLOP | t_gen (ms) | t_kd / (t_s + t_t + t_gen) | time bar | memory bar |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.name} | {row.t_kd * 1e3:.1f} | {row.overhead:.3f} | {row.t_distillers * 1e3:.1f} "
+            f"| {row.peak_mib:.0f} | {row.modules_mib:.1f} | {row.memory_ratio:.3f} "
+            f"| {_optional(row.generation_gflop, 1, 2)} | {_optional(row.t_generation, 1e3, 1)} "
+            f"| {_optional(row.overhead_with_generation, 1, 3)} "
+            f"| {'met' if row.time_bar_met else 'missed'} | {'met' if row.memory_bar_met else 'missed'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as workdir:
+        spec = make_spec(args, workdir)
+        results = run_phases(spec, ["student", "teacher", *spec.distillers], isolate=spec.device == "cpu")
+    rows = summarise(results)
+    info = machine(spec)
+    print(format_report(info, spec, args.config, results, rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "config": args.config, "spec": asdict(spec),
+                       "phases": {k: asdict(v) for k, v in results.items()},
+                       "distillers": [dict(asdict(row), time_bar_met=row.time_bar_met,
+                                           memory_bar_met=row.memory_bar_met) for row in rows]}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

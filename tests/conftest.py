@@ -21,6 +21,12 @@ TEACHER_CONFIG = ROOT / "configs/toy/retinanet_toy_teacher.py"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# Every distiller of the toolkit, aligned to the toy teacher's wider FPN.
+ALL_DISTILLERS = [
+    dict(type=name, name=name.lower(), connector="conv1x1")
+    for name in ("PKD", "CWD", "MGD", "FGD", "DMKD", "DFMSD", "RND")
+]
+
 
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory: pytest.TempPathFactory) -> str:

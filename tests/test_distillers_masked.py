@@ -9,7 +9,7 @@ import kdtools.distillers.dfmsd  # noqa: F401  (registers DFMSD)
 import kdtools.distillers.dmkd  # noqa: F401  (registers DMKD)
 import kdtools.distillers.rnd  # noqa: F401  (registers RND)
 from kdtools.distillers.base import DistillBatch, LevelPair
-from kdtools.distillers.dfmsd import standardize
+from kdtools.distillers.pkd import standardise_channels
 from kdtools.modules.attention import spatial_attention
 from kdtools.modules.masking import select_masked
 from kdtools.registry import build_distiller
@@ -203,7 +203,7 @@ def test_dfmsd_affine_alignment_trains_and_alignment_term():
     distiller = make(dict(type="DFMSD", align="affine", align_weight=4.0))
     losses = distiller([student], [teacher], make_batch())
     assert set(losses) == {"loss_dfmsd_rec_p3", "loss_dfmsd_align_p3"}
-    expected = 4.0 * ((standardize(student) - standardize(teacher)) ** 2).mean() / 2
+    expected = 4.0 * ((standardise_channels(student) - standardise_channels(teacher)) ** 2).mean() / 2
     torch.testing.assert_close(losses["loss_dfmsd_align_p3"], expected)
     sum(losses.values()).backward()
     assert distiller.affine_weights[0].grad.abs().sum() > 0

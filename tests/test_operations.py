@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEACHER_CONFIG, build_plain
+from conftest import ALL_DISTILLERS, TEACHER_CONFIG, build_plain
 from mmengine.runner import Runner
 from torch import Tensor
 
@@ -15,17 +15,6 @@ from kdtools.config import expand_distill_config
 from kdtools.distillers import BaseDistiller
 from kdtools.registry import DISTILLERS
 from kdtools.schedules import LossSchedule
-
-ALL = [
-    dict(type="PKD", connector="conv1x1"),
-    dict(type="CWD", connector="conv1x1"),
-    dict(type="MGD", connector="conv1x1"),
-    dict(type="FGD", connector="conv1x1"),
-    dict(type="DMKD", connector="conv1x1"),
-    dict(type="DFMSD", connector="conv1x1"),
-    dict(type="RND", connector="conv1x1"),
-]
-
 
 @DISTILLERS.register_module(force=True)
 class NaNAtP4(BaseDistiller):
@@ -190,11 +179,11 @@ def test_nonfinite_skip_drops_the_step_but_keeps_the_graph(make_config):
 
 
 def test_every_distiller_trains_under_bf16_autocast_with_fp32_losses(make_config):
-    model, inputs, samples = build_with(make_config, [dict(d, name=d["type"].lower()) for d in ALL])
+    model, inputs, samples = build_with(make_config, ALL_DISTILLERS)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = model.loss(inputs, samples)
     distill = {k: v for k, v in losses.items() if not k.startswith(("loss_cls", "loss_bbox"))}
-    assert {k.split("_")[1] for k in distill} == {d["type"].lower() for d in ALL}
+    assert {k.split("_")[1] for k in distill} == {d["name"] for d in ALL_DISTILLERS}
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in distill.values())
     sum(distill.values()).backward()
     assert model.student.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0

@@ -4,9 +4,8 @@
         [--batch-size 2] [--img-size N] [--iters 20] [--warmup 5] [--amp] [--channels-last]
         [--random-teacher] [--threads N] [--json OUT]
 
-Method. Every phase runs on one synthetic batch (random images, random GT boxes packed as mmdet
-``DetDataSample``s; the same batch every iteration) and reports the median wall time of ``--iters``
-iterations after ``--warmup`` (CUDA synchronised before and after each iteration):
+Phases. Every phase runs on one synthetic batch (random images, random GT boxes packed as mmdet
+``DetDataSample``s; the same batch every iteration):
 
 - ``student``: the plain student detector of the config: loss, backward and SGD step (mmengine's
   ``OptimWrapper``, as in training).
@@ -19,16 +18,21 @@ iterations after ``--warmup`` (CUDA synchronised before and after each iteration
   features of the matched teacher levels' shapes), and their FLOPs are counted analytically:
   2 x k x k x C_in x C_out x H x W x N per conv forward, x 3 for forward + backward.
 
-Ratios: overhead = t_kd / (t_student + t_teacher); with generation blocks also
-t_kd / (t_student + t_teacher + t_gen). The bar for both is 1.10.
+Timing. Each phase lives in its own spawned process. The student and teacher processes stay up for the
+whole run; the distillers' processes come one after another, and while one is up the three are driven in
+turn, one iteration each (student, teacher, distillation), so each distiller's ratio compares iterations
+taken in the same stretch of time (on a shared machine the load changes from minute to minute). Times are
+wall times (CUDA synchronised before and after each iteration), medians of ``--iters`` iterations after
+``--warmup`` untimed ones. Ratios: overhead = t_kd / (t_student + t_teacher), with the student and teacher
+medians of that distiller's stretch; with generation blocks also t_kd / (t_student + t_teacher + t_gen).
+The bar for both is 1.10.
 
-Peak memory of a phase: on CUDA, ``max_memory_allocated`` after ``reset_peak_memory_stats``, minus what was
-allocated when the phase started (after the batch was made); phases run in this process. On CPU each
-phase runs in a fresh spawned process and reports its peak RSS (``ru_maxrss``) minus the RSS measured right
-after the imports and the batch creation, before any model is built, so the interpreter and libraries are
-not counted. The bar: peak(kd) <= 1.10 x (peak(student) + peak(teacher) + distiller modules), with the
-distiller modules counted as parameter bytes x 4 (weights, gradients and Adam's two moment buffers; the SGD
-with momentum timed here keeps one buffer, so this is an upper bound for it).
+Peak memory, per process: on CUDA ``max_memory_allocated`` minus what was allocated when the phase
+started; on CPU the peak RSS (``ru_maxrss``) minus the RSS measured right after the imports and the batch
+creation, before any model is built, so the interpreter and libraries are not counted. The bar:
+peak(kd) <= 1.10 x (peak(student) + peak(teacher) + distiller modules), with the distiller modules counted
+as parameter bytes x 4 (weights, gradients and Adam's two moment buffers; the SGD with momentum timed here
+keeps one buffer, so this is an upper bound for it).
 
 ``--amp``: bf16 autocast on CPU (kdtools' ``CPUAmpOptimWrapper``), fp16 autocast with a dynamic loss
 scaler on CUDA (mmengine's ``AmpOptimWrapper``), for the student and distillation steps; distillers compute
@@ -50,9 +54,12 @@ import resource
 import statistics
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from functools import partial
+from multiprocessing.connection import Connection
 from typing import Any
 
 import mmcv
@@ -106,23 +113,34 @@ class BenchSpec:
 
 
 @dataclass
-class PhaseResult:
-    """Median seconds per iteration and peak MiB of one phase; distiller phases add the distiller figures."""
+class Window:
+    """A distiller's timed iterations with the student and teacher iterations interleaved with them (seconds),
+    and what its phase reported at the end (peak_mib, distiller_param_bytes, generation_gflop/_seconds)."""
 
-    phase: str
-    seconds: float
-    peak_mib: float
-    distiller_seconds: float | None = None
-    distiller_param_bytes: int | None = None
-    generation_gflop: float | None = None
-    generation_seconds: float | None = None
+    student: list[float]
+    teacher: list[float]
+    kd: list[float]
+    distillers: list[float]
+    info: dict[str, float]
+
+
+@dataclass
+class Measurements:
+    student_peak_mib: float
+    teacher_peak_mib: float
+    windows: dict[str, Window]
+
+    def all_iterations(self, phase: str) -> list[float]:
+        return [t for window in self.windows.values() for t in getattr(window, phase)]
 
 
 @dataclass
 class DistillerRow:
-    """One distiller against the student and the teacher (seconds, MiB)."""
+    """One distiller against the student and the teacher of its stretch (seconds, MiB)."""
 
     name: str
+    t_student: float
+    t_teacher: float
     t_kd: float
     overhead: float
     t_distillers: float
@@ -150,7 +168,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distillers", nargs="+", default=list(ALL_DISTILLERS), help="distiller types to time")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--img-size", type=int, help="square input side; default: the config's train scale")
-    parser.add_argument("--iters", type=int, default=20, help="timed iterations per phase")
+    parser.add_argument("--iters", type=int, default=20, help="timed iterations per phase and distiller")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations before them")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CPU, fp16 + loss scaling on CUDA")
     parser.add_argument("--channels-last", action="store_true", help="channels_last models and inputs")
@@ -317,7 +335,7 @@ def current_rss() -> int:
 
 
 class PeakMemory:
-    """Peak memory above what the process holds when this is created (CUDA: allocated; CPU: RSS)."""
+    """Peak memory of this process above what it holds when this is created (CUDA: allocated; CPU: RSS)."""
 
     def __init__(self, device: str) -> None:
         self.cuda = device == "cuda"
@@ -341,26 +359,21 @@ def synchronizer(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else lambda: None
 
 
-def iteration_seconds(step: Callable[[], object], spec: BenchSpec) -> list[float]:
-    """Wall time of each timed iteration of ``step``, after the warm-up ones."""
-    sync = synchronizer(spec.device)
-    times = []
-    for index in range(spec.warmup + spec.iters):
-        sync()
-        start = time.perf_counter()
-        step()
-        sync()
-        if index >= spec.warmup:
-            times.append(time.perf_counter() - start)
-    return times
+def timed(run: Callable[[], object], sync: Callable[[], None]) -> float:
+    """Wall seconds of one call of ``run``, synchronised before and after."""
+    sync()
+    start = time.perf_counter()
+    run()
+    sync()
+    return time.perf_counter() - start
 
 
 class ForwardTimer:
-    """Wall time spent inside the forward of each of ``modules`` (synchronised on CUDA), one entry per call."""
+    """Wall time spent inside the forward of ``modules`` (synchronised on CUDA), summed until taken."""
 
     def __init__(self, modules: Sequence[nn.Module], sync: Callable[[], None]) -> None:
         self.sync = sync
-        self.calls: list[float] = []
+        self.total = 0.0
         self._start = 0.0
         for module in modules:
             module.register_forward_pre_hook(self._enter)
@@ -372,13 +385,11 @@ class ForwardTimer:
 
     def _exit(self, module: nn.Module, args: tuple, output: Any) -> None:
         self.sync()
-        self.calls.append(time.perf_counter() - self._start)
+        self.total += time.perf_counter() - self._start
 
-    def per_iteration(self, calls_per_iteration: int, skip: int) -> list[float]:
-        """Summed call times of each iteration, the first ``skip`` iterations left out."""
-        n = calls_per_iteration
-        totals = [sum(self.calls[i:i + n]) for i in range(0, len(self.calls), n)]
-        return totals[skip:]
+    def take(self) -> float:
+        total, self.total = self.total, 0.0
+        return total
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -438,49 +449,7 @@ def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
     return build_trainable(cfg, spec)
 
 
-# ------------------------------------------------------------------------------------------------- phases
-def setup_process(spec: BenchSpec) -> None:
-    torch.set_num_threads(spec.threads)
-    register_all_modules(init_default_scope=True)
-    MMLogger.get_instance("kdtools-benchmark", log_level="WARNING")
-
-
-def run_phase(spec: BenchSpec, phase: str) -> PhaseResult:
-    """Build, warm up and time one phase: 'student', 'teacher' or a distiller type of ``spec.distillers``.
-
-    On CPU the peak memory is right only in a fresh process (the RSS high-water mark never goes down).
-    """
-    setup_process(spec)
-    inputs, samples = make_batch(spec)
-    memory = PeakMemory(spec.device)
-    if phase == "teacher":
-        teacher = TeacherFeatures(spec)
-        times = iteration_seconds(lambda: teacher.levels(inputs, samples), spec)
-        return PhaseResult(phase, statistics.median(times), memory.peak_mib())
-    if phase == "student":
-        model = build_trainable(spec.student, spec)
-        wrapper = optim_wrapper(model, spec)
-        times = iteration_seconds(lambda: train_step(model, wrapper, inputs, samples), spec)
-        return PhaseResult(phase, statistics.median(times), memory.peak_mib())
-    model = distill_detector(spec, phase)
-    wrapper = optim_wrapper(model, spec)
-    timer = ForwardTimer(model.distillers, synchronizer(spec.device))
-    times = iteration_seconds(lambda: train_step(model, wrapper, inputs, samples), spec)
-    result = PhaseResult(
-        phase,
-        statistics.median(times),
-        memory.peak_mib(),
-        distiller_seconds=statistics.median(timer.per_iteration(len(model.distillers), spec.warmup)),
-        distiller_param_bytes=sum(p.numel() * p.element_size() for p in model.distillers.parameters()),
-    )
-    blocks = generation_blocks(model.distillers[0])
-    if blocks:
-        shapes = generation_shapes(model, inputs, samples)
-        result.generation_gflop = generation_flops(blocks, shapes) / 1e9
-        result.generation_seconds = generation_seconds(blocks, shapes, spec)
-    return result
-
-
+# --------------------------------------------------------------------------------------- generation blocks
 def generation_blocks(distiller: nn.Module) -> list[list[nn.Module]]:
     """Per matched level, the distiller's generation blocks (spatial and channel branch); [] if it has none."""
     if not all(hasattr(distiller, attr) for attr in GENERATOR_ATTRS):
@@ -522,45 +491,168 @@ def generation_seconds(blocks: list[list[nn.Module]], shapes: Sequence[torch.Siz
             for block in level:
                 block(feature).sum().backward()
 
-    return statistics.median(iteration_seconds(step, spec))
+    sync = synchronizer(spec.device)
+    times = [timed(step, sync) for _ in range(spec.warmup + spec.iters)]
+    return statistics.median(times[spec.warmup:])
 
 
-def run_phases(spec: BenchSpec, phases: Sequence[str], isolate: bool) -> dict[str, PhaseResult]:
-    """Run the phases one after another, each in a fresh spawned process when ``isolate``."""
-    results = {}
-    for phase in phases:
-        if isolate:
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                results[phase] = pool.submit(run_phase, spec, phase).result()
-        else:
-            results[phase] = run_phase(spec, phase)
-        print(f"{phase}: {results[phase].seconds * 1e3:.1f} ms, peak {results[phase].peak_mib:.0f} MiB", flush=True)
-    return results
+# ------------------------------------------------------------------------------------------------- phases
+def setup_process(spec: BenchSpec) -> None:
+    torch.set_num_threads(spec.threads)
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_instance("kdtools-benchmark", log_level="WARNING")
+
+
+class Phase:
+    """One phase built in this process: 'student', 'teacher' or a distiller type of ``spec.distillers``.
+
+    ``step()`` runs one iteration and returns its seconds (and, for a distiller, the seconds spent in the
+    distiller's forward); ``finish()`` reports the peak memory and the distiller figures. On CPU the peak
+    memory is the phase's own only in a fresh process (the RSS high-water mark never goes down).
+    """
+
+    def __init__(self, spec: BenchSpec, name: str) -> None:
+        setup_process(spec)
+        self.spec = spec
+        self.sync = synchronizer(spec.device)
+        self.inputs, self.samples = make_batch(spec)
+        self.memory = PeakMemory(spec.device)
+        self.timer: ForwardTimer | None = None
+        if name == "teacher":
+            self.run = partial(TeacherFeatures(spec).levels, self.inputs, self.samples)
+            return
+        self.model = build_trainable(spec.student, spec) if name == "student" else distill_detector(spec, name)
+        self.run = partial(train_step, self.model, optim_wrapper(self.model, spec), self.inputs, self.samples)
+        if name != "student":
+            self.timer = ForwardTimer(self.model.distillers, self.sync)
+
+    def step(self) -> tuple[float, float]:
+        seconds = timed(self.run, self.sync)
+        return seconds, self.timer.take() if self.timer else 0.0
+
+    def finish(self) -> dict[str, float]:
+        info = {"peak_mib": self.memory.peak_mib()}
+        if self.timer is None:
+            return info
+        info["distiller_param_bytes"] = sum(p.numel() * p.element_size() for p in self.model.distillers.parameters())
+        blocks = generation_blocks(self.model.distillers[0])
+        if blocks:
+            shapes = generation_shapes(self.model, self.inputs, self.samples)
+            info["generation_gflop"] = generation_flops(blocks, shapes) / 1e9
+            info["generation_seconds"] = generation_seconds(blocks, shapes, self.spec)
+        return info
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection does."""
+
+
+def serve_phase(spec: BenchSpec, name: str, conn: Connection) -> None:
+    """Body of a phase process: build the phase, then answer 'step' and 'finish' until 'close'."""
+    try:
+        phase = Phase(spec, name)
+        conn.send((True, None))
+        for command in iter(conn.recv, "close"):
+            conn.send((True, getattr(phase, command)()))
+    except Exception:
+        conn.send((False, traceback.format_exc()))
+
+
+class RemotePhase:
+    """A :class:`Phase` in a fresh spawned process (so its peak memory is its own), driven over a pipe."""
+
+    def __init__(self, spec: BenchSpec, name: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.name = name
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve_phase, args=(spec, name, child), daemon=True)
+        self.process.start()
+        child.close()
+        self._reply()
+
+    def _reply(self) -> Any:
+        ok, value = self.conn.recv()
+        if not ok:
+            raise RuntimeError(f"Benchmark phase {self.name!r} failed:\n{value}")
+        return value
+
+    def step(self) -> tuple[float, float]:
+        self.conn.send("step")
+        return self._reply()
+
+    def finish(self) -> dict[str, float]:
+        self.conn.send("finish")
+        return self._reply()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send("close")
+        self.process.join()
+        self.conn.close()
+
+
+def measure(spec: BenchSpec, isolate: bool = True) -> Measurements:
+    """Student and teacher up throughout; each distiller in turn, its iterations interleaved with theirs.
+
+    ``isolate=False`` builds every phase in this process (quick checks; the memory figures are then not
+    per phase).
+    """
+    open_phase = RemotePhase if isolate else Phase
+    with ExitStack() as stack:
+        student = open_phase(spec, "student")
+        stack.callback(student.close)
+        teacher = open_phase(spec, "teacher")
+        stack.callback(teacher.close)
+        for _ in range(spec.warmup):
+            student.step()
+            teacher.step()
+        windows = {name: distiller_window(spec, name, open_phase, student, teacher) for name in spec.distillers}
+        return Measurements(student.finish()["peak_mib"], teacher.finish()["peak_mib"], windows)
+
+
+def distiller_window(spec: BenchSpec, name: str, open_phase: Callable[[BenchSpec, str], Phase | RemotePhase],
+                     student: Phase | RemotePhase, teacher: Phase | RemotePhase) -> Window:
+    kd = open_phase(spec, name)
+    try:
+        for _ in range(spec.warmup):
+            kd.step()
+        window = Window([], [], [], [], {})
+        for _ in range(spec.iters):
+            window.student.append(student.step()[0])
+            window.teacher.append(teacher.step()[0])
+            seconds, in_distillers = kd.step()
+            window.kd.append(seconds)
+            window.distillers.append(in_distillers)
+        window.info = kd.finish()
+    finally:
+        kd.close()
+    t_s, t_t, t_kd = (statistics.median(times) * 1e3 for times in (window.student, window.teacher, window.kd))
+    print(f"{name}: kd {t_kd:.1f} ms, student {t_s:.1f} ms, teacher {t_t:.1f} ms", flush=True)
+    return window
 
 
 # ------------------------------------------------------------------------------------------------- report
-def summarise(results: dict[str, PhaseResult]) -> list[DistillerRow]:
-    """One row per distiller phase: its ratios against the student and teacher phases."""
-    student, teacher = results["student"], results["teacher"]
+def summarise(measurements: Measurements) -> list[DistillerRow]:
+    """One row per distiller: its medians and ratios against the student and teacher of its stretch."""
     rows = []
-    for name, kd in results.items():
-        if name in ("student", "teacher"):
-            continue
-        modules_mib = kd.distiller_param_bytes * STATE_COPIES / MIB
-        with_generation = None
-        if kd.generation_seconds is not None:
-            with_generation = kd.seconds / (student.seconds + teacher.seconds + kd.generation_seconds)
+    for name, window in measurements.windows.items():
+        t_s, t_t, t_kd = (statistics.median(times) for times in (window.student, window.teacher, window.kd))
+        info = window.info
+        modules_mib = info["distiller_param_bytes"] * STATE_COPIES / MIB
+        t_gen = info.get("generation_seconds")
         rows.append(DistillerRow(
             name=name,
-            t_kd=kd.seconds,
-            overhead=kd.seconds / (student.seconds + teacher.seconds),
-            t_distillers=kd.distiller_seconds,
-            peak_mib=kd.peak_mib,
+            t_student=t_s,
+            t_teacher=t_t,
+            t_kd=t_kd,
+            overhead=t_kd / (t_s + t_t),
+            t_distillers=statistics.median(window.distillers),
+            peak_mib=info["peak_mib"],
             modules_mib=modules_mib,
-            memory_ratio=kd.peak_mib / (student.peak_mib + teacher.peak_mib + modules_mib),
-            generation_gflop=kd.generation_gflop,
-            t_generation=kd.generation_seconds,
-            overhead_with_generation=with_generation,
+            memory_ratio=info["peak_mib"] / (measurements.student_peak_mib + measurements.teacher_peak_mib
+                                             + modules_mib),
+            generation_gflop=info.get("generation_gflop"),
+            t_generation=t_gen,
+            overhead_with_generation=None if t_gen is None else t_kd / (t_s + t_t + t_gen),
         ))
     return rows
 
@@ -569,7 +661,7 @@ def _optional(value: float | None, scale: float, digits: int) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
-def format_report(info: dict[str, Any], spec: BenchSpec, config: str, results: dict[str, PhaseResult],
+def format_report(info: dict[str, Any], spec: BenchSpec, config: str, measurements: Measurements,
                   rows: Sequence[DistillerRow]) -> str:
     """Markdown: the machine and settings, the student and teacher phases, one row per distiller."""
     (h, w), (ph, pw) = spec.image_size, spec.padded_size
@@ -579,26 +671,27 @@ def format_report(info: dict[str, Any], spec: BenchSpec, config: str, results: d
         + (f" ({info['gpu']})" if "gpu" in info else "")
         + f"; python {info['python']}, torch {info['torch']}, mmdet {info['mmdet']}, mmcv {info['mmcv']}",
         f"Config: {config}; batch {spec.batch_size} of {h}x{w} (padded {ph}x{pw}); {precision}"
-        f"{', channels_last' if spec.channels_last else ''}; median of {spec.iters} iterations after "
-        f"{spec.warmup} warm-up",
+        f"{', channels_last' if spec.channels_last else ''}; medians of {spec.iters} iterations per distiller "
+        f"after {spec.warmup} warm-up",
         "",
-        "| phase | median time (ms) | peak memory (MiB) |",
+        "| phase | median time (ms), all iterations | peak memory (MiB) |",
         "|---|---:|---:|",
-    ]
-    for name, label in (("student", "student step"), ("teacher", "teacher features")):
-        lines.append(f"| {label} | {results[name].seconds * 1e3:.1f} | {results[name].peak_mib:.0f} |")
-    lines += [
+        f"| student step | {statistics.median(measurements.all_iterations('student')) * 1e3:.1f} "
+        f"| {measurements.student_peak_mib:.0f} |",
+        f"| teacher features | {statistics.median(measurements.all_iterations('teacher')) * 1e3:.1f} "
+        f"| {measurements.teacher_peak_mib:.0f} |",
         "",
-        "| distiller | t_kd (ms) | t_kd / (t_s + t_t) | in distillers (ms) | peak (MiB) | modules x4 (MiB) "
-        "| peak / (s + t + modules) | gen GFLOP | t_gen (ms) | t_kd / (t_s + t_t + t_gen) | time bar | memory bar |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| distiller | t_s (ms) | t_t (ms) | t_kd (ms) | t_kd / (t_s + t_t) | in distillers (ms) | peak (MiB) "
+        "| modules x4 (MiB) | peak / (s + t + modules) | gen GFLOP | t_gen (ms) | t_kd / (t_s + t_t + t_gen) "
+        "| time bar | memory bar |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row.name} | {row.t_kd * 1e3:.1f} | {row.overhead:.3f} | {row.t_distillers * 1e3:.1f} "
-            f"| {row.peak_mib:.0f} | {row.modules_mib:.1f} | {row.memory_ratio:.3f} "
-            f"| {_optional(row.generation_gflop, 1, 2)} | {_optional(row.t_generation, 1e3, 1)} "
-            f"| {_optional(row.overhead_with_generation, 1, 3)} "
+            f"| {row.name} | {row.t_student * 1e3:.1f} | {row.t_teacher * 1e3:.1f} | {row.t_kd * 1e3:.1f} "
+            f"| {row.overhead:.3f} | {row.t_distillers * 1e3:.1f} | {row.peak_mib:.0f} | {row.modules_mib:.1f} "
+            f"| {row.memory_ratio:.3f} | {_optional(row.generation_gflop, 1, 2)} "
+            f"| {_optional(row.t_generation, 1e3, 1)} | {_optional(row.overhead_with_generation, 1, 3)} "
             f"| {'met' if row.time_bar_met else 'missed'} | {'met' if row.memory_bar_met else 'missed'} |"
         )
     return "\n".join(lines)
@@ -609,16 +702,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as workdir:
         spec = make_spec(args, workdir)
-        results = run_phases(spec, ["student", "teacher", *spec.distillers], isolate=spec.device == "cpu")
-    rows = summarise(results)
+        measurements = measure(spec)
+    rows = summarise(measurements)
     info = machine(spec)
-    print(format_report(info, spec, args.config, results, rows))
+    print(format_report(info, spec, args.config, measurements, rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "config": args.config, "spec": asdict(spec),
-                       "phases": {k: asdict(v) for k, v in results.items()},
-                       "distillers": [dict(asdict(row), time_bar_met=row.time_bar_met,
-                                           memory_bar_met=row.memory_bar_met) for row in rows]}, f, indent=2)
+            json.dump({
+                "machine": info,
+                "config": args.config,
+                "spec": asdict(spec),
+                "measurements": asdict(measurements),
+                "distillers": [dict(asdict(row), time_bar_met=row.time_bar_met, memory_bar_met=row.memory_bar_met)
+                               for row in rows],
+            }, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -200,7 +200,8 @@ class BaseDistiller(BaseModule):
         return "_".join(part for part in ("loss", self.name, key, level) if part)
 
     def _check_alignment(self, level: LevelPair) -> None:
-        where = f"{type(self).__name__} level {level.name} (student #{level.student_index}, teacher #{level.teacher_index})"
+        where = (f"{type(self).__name__} level {level.name} "
+                 f"(student #{level.student_index}, teacher #{level.teacher_index})")
         if level.student_channels != level.teacher_channels and self.connector != "conv1x1":
             raise ValueError(
                 f"{where}: student has {level.student_channels} channels, teacher {level.teacher_channels}. "

@@ -20,7 +20,7 @@ kdtools' reading (no public code or full text; all configurable):
   and must be reconstructed, more often. ``enhance=0`` reproduces DMKD's choice. The channel branch is
   unchanged.
 - Semantic alignment (``align``), per channel c over the N, H, W of the batch, std(x) = the unbiased
-  standard deviation (PKD's standardisation):
+  standard deviation (PKD's standardisation, ``kdtools.distillers.pkd.standardise_channels``):
     'standardize'  S' = (F^S - mu_c) / (std_c + 1e-6), T' likewise;
     'affine'       T' standardised as above, S' = gamma_c * standardised(F^S) + beta_c with a learned
                    per-level affine (gamma = 1, beta = 0 at start);
@@ -49,18 +49,11 @@ from torch import Tensor, nn
 
 from kdtools.distillers.base import DistillBatch, LevelPair
 from kdtools.distillers.dmkd import DualMaskDistiller
+from kdtools.distillers.pkd import standardise_channels
 from kdtools.modules.masking import object_aware_scores
 from kdtools.registry import DISTILLERS
 
 ALIGNMENTS = ("standardize", "affine", None)
-STANDARDIZE_EPS = 1e-6
-
-
-def standardize(feature: Tensor) -> Tensor:
-    """Per-channel (x - mu_c) / (std_c + 1e-6), mu and the unbiased std taken over N, H, W."""
-    mean = feature.mean(dim=(0, 2, 3), keepdim=True)
-    std = feature.std(dim=(0, 2, 3), keepdim=True)
-    return (feature - mean) / (std + STANDARDIZE_EPS)
 
 
 @DISTILLERS.register_module()
@@ -108,11 +101,11 @@ class DFMSD(DualMaskDistiller):
         """(S', T') of level ``index`` under ``self.align``."""
         if self.align is None:
             return student, teacher
-        student = standardize(student)
+        student = standardise_channels(student)
         if self.align == "affine":
             weight, bias = self.affine_weights[index], self.affine_biases[index]
             student = student * weight[None, :, None, None] + bias[None, :, None, None]
-        return student, standardize(teacher)
+        return student, standardise_channels(teacher)
 
     def spatial_scores(self, attention: Tensor, batch: DistillBatch) -> Tensor:
         """A^S_t * (1 + enhance * inside_boxes)."""

@@ -11,14 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os.path as osp
-import time
-
-from mmengine.config import Config
-from mmengine.runner import Runner
 
 import kdtools  # noqa: F401
-from kdtools.config import expand_distill_config
-from kdtools.training import prepare_data
+from kdtools.experiments import format_table, train_and_evaluate
 
 RUNS = {
     "teacher": "configs/toy/retinanet_toy_teacher.py",
@@ -26,30 +21,6 @@ RUNS = {
     "dfmsd": "configs/toy/dfmsd_retina_toy.py",
     "dmkd": "configs/toy/dmkd_retina_toy.py",
 }
-METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
-           "APm": "val/coco/bbox_mAP_m", "APl": "val/coco/bbox_mAP_l"}
-
-
-def train(name: str, config: str, work_dir: str, teacher_dir: str) -> dict[str, float]:
-    cfg = Config.fromfile(config)
-    if "teacher" in cfg:
-        cfg.teacher.checkpoint = teacher_dir
-    cfg = expand_distill_config(cfg)
-    cfg.work_dir = osp.join(work_dir, name)
-    runner = Runner.from_cfg(cfg)
-    prepare_data(cfg)
-    start = time.perf_counter()
-    runner.train()
-    seconds = time.perf_counter() - start
-    result = {key: 100 * runner.message_hub.get_scalar(tag).current() for key, tag in METRICS.items()}
-    return {**result, "train_s": seconds}
-
-
-def print_table(results: dict[str, dict[str, float]]) -> None:
-    header = f"{'model':<10}" + "".join(f"{k:>8}" for k in METRICS) + f"{'train':>10}"
-    print("\n" + header + "\n" + "-" * len(header))
-    for name, r in results.items():
-        print(f"{name:<10}" + "".join(f"{r[k]:8.1f}" for k in METRICS) + f"{r['train_s']:9.0f}s")
 
 
 def plot(results: dict[str, dict[str, float]], path: str) -> None:
@@ -80,8 +51,8 @@ def main() -> None:
         if name == "teacher" and args.skip_teacher:
             continue
         print(f"\n==> training {name} ({config})", flush=True)
-        results[name] = train(name, config, args.work_dir, teacher_dir)
-    print_table(results)
+        results[name] = train_and_evaluate(config, osp.join(args.work_dir, name), teacher_dir)
+    print("\n" + format_table(results))
     with open(osp.join(args.work_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     plot(results, osp.join(args.work_dir, "map.png"))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
 from torch import Tensor
 
 from kdtools.config import expand_distill_config
@@ -30,6 +31,7 @@ def load_distill_model(config: str, teacher_checkpoint: str | None = None, check
     if teacher_checkpoint is not None:
         cfg.teacher.checkpoint = teacher_checkpoint
     cfg = expand_distill_config(cfg)
+    init_default_scope(cfg.get("default_scope", "mmdet"))
     model = MODELS.build(cfg.model)
     model.init_weights()
     if checkpoint:

@@ -4,6 +4,8 @@
 # builds its ground truth from the val dataset, so it needs no path.
 dataset_type = 'CocoDataset'
 data_root = 'data/toy_coco/'
+# kdtools' tools write the toy data set there first when it is missing.
+toy_data = dict(data_root=data_root)
 img_size = 128
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'cross', 'ring'),

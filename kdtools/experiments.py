@@ -40,6 +40,18 @@ def train_and_evaluate(config: str, work_dir: str, teacher_checkpoint: str | Non
     return {**metrics, "train_s": seconds}
 
 
+def evaluate(config: str, checkpoint: str, work_dir: str) -> dict[str, float]:
+    """COCO metrics (0-100) of a trained checkpoint of ``config`` on its validation set."""
+    from kdtools.detectors.teacher import resolve_checkpoint
+
+    cfg = load_config(config, work_dir)
+    cfg.load_from = resolve_checkpoint(config, checkpoint)
+    runner = Runner.from_cfg(cfg)
+    prepare_data(cfg)
+    metrics = runner.val()
+    return {key: 100 * metrics[tag.removeprefix("val/")] for key, tag in METRICS.items()} | {"train_s": 0.0}
+
+
 def format_table(rows: dict[str, dict[str, float]]) -> str:
     """A plain-text table of metrics and train time per run."""
     header = f"{'model':<12}" + "".join(f"{k:>8}" for k in METRICS) + f"{'train':>10}"

@@ -1,6 +1,7 @@
 """The accuracy study on the toy data: teacher, student baseline and every distiller, several seeds.
 
     python tools/results.py [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd] [--work-dir work_dirs/results]
+                            [--teacher TRAINED_TEACHER]
 
 Trains the teacher once (or reuses it from the work dir), then for each seed the student without
 distillation and with each method, same schedule. Prints a markdown table of COCO mAP (mean and standard
@@ -14,7 +15,7 @@ import os.path as osp
 import statistics
 
 import kdtools  # noqa: F401
-from kdtools.experiments import METRICS, train_and_evaluate
+from kdtools.experiments import METRICS, evaluate, train_and_evaluate
 
 TEACHER = "configs/toy/retinanet_toy_teacher.py"
 BASELINE = "configs/toy/retinanet_toy_student.py"
@@ -43,13 +44,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--work-dir", default="work_dirs/results")
+    parser.add_argument("--teacher", help="a trained toy teacher (checkpoint or work dir) to use instead of training")
     args = parser.parse_args()
 
-    teacher_dir = osp.join(args.work_dir, "teacher")
+    teacher_dir = args.teacher or osp.join(args.work_dir, "teacher")
     record = osp.join(args.work_dir, "results.json")
-    runs: dict[str, list[dict[str, float]]] = json.load(open(record)) if osp.exists(record) else {}
+    runs: dict[str, list[dict[str, float]]] = {}
+    if osp.exists(record):
+        with open(record) as f:
+            runs = json.load(f)
     if "teacher" not in runs:
-        runs["teacher"] = [train_and_evaluate(TEACHER, teacher_dir)]
+        runs["teacher"] = [evaluate(TEACHER, args.teacher, osp.join(args.work_dir, "teacher_eval")) if args.teacher
+                           else train_and_evaluate(TEACHER, teacher_dir)]
     configs = {"student": BASELINE, **{m: f"configs/toy/{m}_retina_toy.py" for m in args.methods}}
     for seed in args.seeds:
         for name, config in configs.items():

@@ -134,8 +134,10 @@ def test_levels_the_neck_does_not_have(make_config):
 
 
 def test_channel_mismatch_without_connector(make_config):
-    with pytest.raises(ValueError, match="connector='conv1x1'"):
-        build(make_config([dict(type="PKD", connector=None)]))
+    cfg = make_config([dict(type="PKD", connector=None)])
+    cfg.model.neck.out_channels = cfg.model.bbox_head.in_channels = cfg.model.bbox_head.feat_channels = 32
+    with pytest.raises(ValueError, match="student has 32 channels, teacher 64.*connector='conv1x1'"):
+        build(cfg)
 
 
 def test_unknown_distiller_keys_and_types():

@@ -2,7 +2,7 @@
 # growing over two stages (the toy run has one teacher; the COCO config switches teachers between stages).
 _base_ = ['./retinanet_toy_student.py', '../_base_/toy_teacher.py']
 
-distill = [dict(type='DFMSD', alpha_dfmsd=1e-4, mask_ratio=0.65, enhance=0.5, connector='conv1x1')]
+distill = [dict(type='DFMSD', alpha_dfmsd=1e-4, mask_ratio=0.65, enhance=0.5)]
 stages = [
     dict(epochs=3, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=0.5))),
     dict(epochs=3, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=1.0))),

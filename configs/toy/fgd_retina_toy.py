@@ -2,4 +2,4 @@
 _base_ = ['./retinanet_toy_student.py', '../_base_/toy_teacher.py']
 
 distill = [dict(type='FGD', temp=0.5, alpha_fgd=2e-3, beta_fgd=1e-3, gamma_fgd=1e-3, lambda_fgd=5e-4,
-                connector='conv1x1')]
+               )]

@@ -2,4 +2,4 @@
 # 1/130 of the positions of COCO's (800x1333), so alpha is scaled up from the published 2e-5.
 _base_ = ['./retinanet_toy_student.py', '../_base_/toy_teacher.py']
 
-distill = [dict(type='MGD', alpha_mgd=2e-3, lambda_mgd=0.65, connector='conv1x1')]
+distill = [dict(type='MGD', alpha_mgd=2e-3, lambda_mgd=0.65)]

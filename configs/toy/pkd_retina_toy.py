@@ -1,4 +1,4 @@
-# PKD on the toy data: toy RetinaNet student (64-ch FPN, P3-P7) <- toy teacher (128-ch FPN).
+# PKD on the toy data: toy RetinaNet student (ResNet-18/4, 64-ch FPN, P3-P7) <- toy teacher (ResNet-18/2, 4-conv head).
 _base_ = ['./retinanet_toy_student.py', '../_base_/toy_teacher.py']
 
-distill = [dict(type='PKD', loss_weight=10.0, connector='conv1x1')]
+distill = [dict(type='PKD', loss_weight=10.0)]

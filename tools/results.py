@@ -53,19 +53,23 @@ def main() -> None:
     if osp.exists(record):
         with open(record) as f:
             runs = json.load(f)
+
+    def run(name: str, config: str, seed: int) -> None:
+        if any(r.get("seed") == seed for r in runs.get(name, [])):
+            return
+        result = train_and_evaluate(config, osp.join(args.work_dir, f"{name}_seed{seed}"), teacher_dir, seed)
+        runs.setdefault(name, []).append({**result, "seed": seed})
+        with open(record, "w") as f:
+            json.dump(runs, f, indent=2)
+
+    for seed in args.seeds:  # the baseline needs no teacher
+        run("student", BASELINE, seed)
     if "teacher" not in runs:
         runs["teacher"] = [evaluate(TEACHER, args.teacher, osp.join(args.work_dir, "teacher_eval")) if args.teacher
                            else train_and_evaluate(TEACHER, teacher_dir)]
-    configs = {"student": BASELINE, **{m: f"configs/toy/{m}_retina_toy.py" for m in args.methods}}
     for seed in args.seeds:
-        for name, config in configs.items():
-            done = [r for r in runs.get(name, []) if r.get("seed") == seed]
-            if done:
-                continue
-            result = train_and_evaluate(config, osp.join(args.work_dir, f"{name}_seed{seed}"), teacher_dir, seed)
-            runs.setdefault(name, []).append({**result, "seed": seed})
-            with open(record, "w") as f:
-                json.dump(runs, f, indent=2)
+        for method in args.methods:
+            run(method, f"configs/toy/{method}_retina_toy.py", seed)
     table = summarise(runs)
     print(table)
     with open(osp.join(args.work_dir, "results.md"), "w") as f:

@@ -6,7 +6,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-max_epochs = 18
+max_epochs = 15
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),

@@ -1,4 +1,4 @@
-# Toy RetinaNet teacher: wider and deeper-headed than the student and trained three times longer.
+# Toy RetinaNet teacher: twice as wide a backbone and twice as deep a head as the student, trained 2.5x longer.
 _base_ = [
     '../_base_/models/retinanet_toy_teacher.py',
     '../_base_/datasets/toy_coco.py',

@@ -1,0 +1,22 @@
+# ConvNeXt toy teacher: RetinaNet on a timm ConvNeXt-Atto backbone (see the model base), 15 epochs like the ResNet toy
+# teacher. configs/toy/hetero_convnext_retina_toy.py distils it into the toy ResNet-18 RetinaNet student.
+_base_ = [
+    '../_base_/models/convnext_toy_teacher.py',
+    '../_base_/datasets/toy_coco.py',
+    '../_base_/schedules/toy_schedule.py',
+    '../_base_/default_runtime.py',
+]
+
+max_epochs = 15
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min_ratio=0.05,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        T_max=max_epochs - 1,
+        convert_to_iter_based=True),
+]

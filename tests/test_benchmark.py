@@ -28,13 +28,17 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
                                  "--threads", str(torch.get_num_threads())])
     spec = benchmark.make_spec(args, str(tmp_path))
     assert spec.image_size == spec.padded_size == (128, 128)
-    assert spec.distillers["PKD"]["connector"] == "conv1x1"  # toy student 64-ch FPN, teacher 128-ch
+    c_s, c_t = spec.student["neck"]["out_channels"], spec.teacher["config"]["neck"]["out_channels"]
+    pkd = spec.distillers["PKD"]
+    if c_s != c_t:
+        assert pkd["connector"] == "conv1x1"
+    connector_params = 5 * (c_s * c_t + c_t) if pkd.get("connector") == "conv1x1" else 0  # a 1x1 conv per P3-P7
 
     measurements = benchmark.measure(spec, isolate=False)
     window = measurements.windows["PKD"]
-    for times in (window.student, window.teacher, window.kd, window.distillers):
+    for times in (window.student, window.teacher, window.kd, window.distillers, window.kd_cpu):
         assert len(times) == 2 and min(times) > 0
-    assert window.info["distiller_param_bytes"] == 4 * 5 * (64 * 128 + 128)  # a 1x1 conv per level P3-P7, fp32
+    assert window.info["distiller_param_bytes"] == 4 * connector_params  # fp32
     assert "generation_seconds" not in window.info
 
     (row,) = benchmark.summarise(measurements)
@@ -42,6 +46,8 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
     assert row.t_student == statistics.median(window.student)
     assert row.t_teacher == statistics.median(window.teacher)
     assert row.overhead == pytest.approx(row.t_kd / (row.t_student + row.t_teacher))
+    cpu = [statistics.median(times) for times in (window.student_cpu, window.teacher_cpu, window.kd_cpu)]
+    assert row.cpu_overhead == pytest.approx(cpu[2] / (cpu[0] + cpu[1]))
     assert row.modules_mib == pytest.approx(window.info["distiller_param_bytes"] * 4 / 2**20)
     bound = measurements.student_peak_mib + measurements.teacher_peak_mib + row.modules_mib
     assert row.memory_ratio == pytest.approx(row.peak_mib / bound)

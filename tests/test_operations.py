@@ -16,6 +16,7 @@ from kdtools.distillers import BaseDistiller
 from kdtools.registry import DISTILLERS
 from kdtools.schedules import LossSchedule
 
+
 @DISTILLERS.register_module(force=True)
 class NaNAtP4(BaseDistiller):
     """Test distiller: squared error, NaN on level p4."""

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ALL_DISTILLERS
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import ALL_DISTILLERS
 from kdtools.checkpoint import load_checkpoint_file
 from kdtools.config import expand_distill_config
 

@@ -3,7 +3,8 @@
 #
 # The mmcv wheel is built once from its sdist and cached outside the repository under
 # $KDTOOLS_CACHE (default ~/.cache/kdtools), keyed by mmcv/torch/Python/device, so later
-# setups on the same machine only install it. Idempotent: re-running on a complete
+# setups on the same machine only install it. Packages are installed with uv, whose cache
+# links them into a new environment in seconds. Idempotent: re-running on a complete
 # environment only re-checks it.
 set -euo pipefail
 
@@ -23,10 +24,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
+UV=("$VENV/bin/uv" pip install -q --python "$PY")
 
 log "installing torch $TORCH_VERSION, torchvision $TORCHVISION_VERSION and build tools"
-"${PIP[@]}" install -q --upgrade "pip>=24" wheel "setuptools>=77,<81" ninja
-"${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+"${PIP[@]}" install -q --upgrade "pip>=24" uv
+"${UV[@]}" wheel "setuptools>=77,<81" ninja "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 
 # Build the mmcv wheel for CUDA only where a GPU and nvcc are both present.
 if command -v nvcc >/dev/null 2>&1 && "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
@@ -57,8 +59,7 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
 fi
 
 log "installing mmcv (cached wheel), mmengine, mmdet, pycocotools, timm and kdtools"
-"${PIP[@]}" install -q "$WHEEL_DIR"/mmcv-*.whl
-"${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+"${UV[@]}" "$WHEEL_DIR"/mmcv-*.whl -r "$ROOT/requirements.txt"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
 "$PY" - <<'PY'

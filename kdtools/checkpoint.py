@@ -41,11 +41,15 @@ def _history_buffer_state(buffer: Any) -> dict[str, Any]:
 
 
 def register_safe_globals() -> None:
-    """Allow the types found in mmengine checkpoints through torch's weights-only unpickler."""
+    """Allow the types found in mmengine checkpoints through torch's weights-only unpickler, and read local
+    checkpoints in mmengine (``load_from``, ``resume``) with :func:`load_checkpoint_file`."""
     from mmengine.logging import HistoryBuffer
+    from mmengine.runner import CheckpointLoader
 
     HistoryBuffer.__getstate__ = _history_buffer_state
     torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_globals()])
+    CheckpointLoader.register_scheme(prefixes="", force=True)(
+        lambda filename, map_location: load_checkpoint_file(osp.expanduser(filename), map_location))
 
 
 def load_checkpoint_file(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -39,7 +39,7 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
     for times in (window.student, window.teacher, window.kd, window.distillers, window.kd_cpu):
         assert len(times) == 2 and min(times) > 0
     assert window.info["distiller_param_bytes"] == 4 * connector_params  # fp32
-    assert "generation_seconds" not in window.info
+    assert "generation_gflop" not in window.info and window.generation == []
 
     (row,) = benchmark.summarise(measurements)
     assert row.name == "PKD" and row.t_kd == statistics.median(window.kd)
@@ -52,21 +52,28 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
     bound = measurements.student_peak_mib + measurements.teacher_peak_mib + row.modules_mib
     assert row.memory_ratio == pytest.approx(row.peak_mib / bound)
     assert row.overhead_with_generation is None
-    assert row.time_bar_met == (row.overhead <= 1.10)
+    assert row.overhead_bar_met == (row.overhead <= 1.10) and row.generation_bar_met is None
 
     table = benchmark.format_report(benchmark.machine(spec), spec, args.config, measurements, [row])
     assert "| PKD |" in table and "student step" in table
 
 
-def test_generation_blocks_flops_follow_the_formula(benchmark):
+def test_generation_blocks_and_their_flops(benchmark):
     from kdtools.distillers.base import LevelPair
     from kdtools.registry import build_distiller
 
-    dmkd = build_distiller(dict(type="DMKD"))
-    dmkd.setup([LevelPair("p3", 0, 0, 8, 8, (4, 6), (4, 6))])
-    blocks = benchmark.generation_blocks(dmkd)
-    assert len(blocks) == 1 and len(blocks[0]) == 2
     n, c, h, w = 2, 8, 4, 6
+    level = LevelPair("p3", 0, 0, c, c, (h, w), (h, w))
+    dmkd, mgd = build_distiller(dict(type="DMKD")), build_distiller(dict(type="MGD"))
+    dmkd.setup([level])
+    mgd.setup([level])
+    blocks = benchmark.generation_blocks(dmkd)
+    assert blocks == [[dmkd.spatial_generators[0], dmkd.channel_generators[0]]]
+    assert benchmark.generation_blocks(mgd) == [[mgd.generation[0]]]
+    assert benchmark.generation_blocks(build_distiller(dict(type="PKD"))) == []
     # two 3x3 convs C -> C per block, two blocks per level; x3 for forward + backward
     assert benchmark.generation_flops(blocks, [torch.Size((n, c, h, w))]) == 2 * 2 * 2 * 9 * c * c * h * w * n * 3
-    assert benchmark.generation_blocks(build_distiller(dict(type="PKD"))) == []
+
+    generation = benchmark.GenerationBlocks(blocks, [torch.Size((n, c, h, w))], "cpu")
+    generation.step()
+    assert all(p.grad is None for p in dmkd.parameters())

@@ -188,3 +188,26 @@ def test_every_distiller_trains_under_bf16_autocast_with_fp32_losses(make_config
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in distill.values())
     sum(distill.values()).backward()
     assert model.student.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
+
+
+def test_amp_training_on_cpu_runs_bf16_with_a_half_precision_teacher(make_config, tmp_path):
+    from kdtools.training import enable_amp
+
+    cfg = make_config([dict(type="MGD", connector="conv1x1")], work_dir=str(tmp_path), teacher_half=True)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=100)
+    cfg.train_dataloader.sampler = dict(type="InfiniteSampler", shuffle=True)
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == "CPUAmpOptimWrapper"
+    runner = Runner.from_cfg(expand_distill_config(cfg))
+    seen = {}
+
+    def record(name: str):
+        def hook(module, args, out) -> None:
+            seen.setdefault(name, out[0].dtype)
+        return hook
+
+    runner.model.student.neck.register_forward_hook(record("student"))
+    runner.model.teacher.neck.register_forward_hook(record("teacher"))
+    runner.train()
+    assert seen == {"student": torch.bfloat16, "teacher": torch.bfloat16}
+    assert torch.isfinite(torch.tensor(runner.message_hub.get_scalar("train/loss_mgd_p3").current()))

@@ -17,8 +17,12 @@ Layout written by :func:`make_toy_coco`::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,7 @@ MAX_OBJECTS = 6
 MIN_VISIBLE_FRACTION = 0.3
 MIN_COLOUR_DISTANCE = 90.0
 COLOUR_CANDIDATES = 8
+MAX_WORKERS = 8
 
 Mask = np.ndarray
 # (u, v, radius, angle) -> mask, with (u, v) pixel-centre offsets from the shape's centre. Every shape lies within
@@ -174,23 +179,44 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     return np.rint(np.minimum(np.maximum(img, 0), 255)).astype(np.uint8), shapes
 
 
-def _write_split(out_dir: Path, split: str, num_images: int, img_size: int, seed: int) -> dict:
+def _file_name(idx: int) -> str:
+    return f"{idx:06d}.png"
+
+
+def _save_image(job: tuple[Path, int, int, int, int]) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Render image ``idx`` of a split from its own random stream, save it and return its (label, box) pairs."""
+    split_dir, split_index, idx, img_size, seed = job
+    pixels, shapes = render_image(np.random.default_rng([seed, split_index, idx]), img_size)
+    Image.fromarray(pixels).save(split_dir / _file_name(idx), format="PNG", compress_level=1)
+    return [(shape.label, shape.bbox) for shape in shapes]
+
+
+@contextmanager
+def _image_mapper(workers: int) -> Iterator[Callable]:
+    """An order-preserving ``map`` over images: the builtin one, or a process pool's when ``workers`` > 1."""
+    if workers <= 1:
+        yield map
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield partial(pool.imap, chunksize=16)
+
+
+def _write_split(out_dir: Path, split: str, num_images: int, img_size: int, seed: int, mapper: Callable) -> dict:
     """Render and save one split's images; return its COCO annotation dict."""
-    (out_dir / split).mkdir(parents=True, exist_ok=True)
+    split_dir = out_dir / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in split_dir.glob("*.png"):
+        stale.unlink()
+    jobs = [(split_dir, SPLITS.index(split), idx, img_size, seed) for idx in range(num_images)]
     images, annotations = [], []
-    for idx in range(num_images):
-        rng = np.random.default_rng([seed, SPLITS.index(split), idx])
-        pixels, shapes = render_image(rng, img_size)
-        file_name = f"{idx:06d}.png"
-        Image.fromarray(pixels).save(out_dir / split / file_name, format="PNG", compress_level=1)
-        images.append(dict(id=idx + 1, file_name=file_name, width=img_size, height=img_size))
-        for shape in shapes:
-            x, y, w, h = shape.bbox
+    for idx, objects in enumerate(mapper(_save_image, jobs)):
+        images.append(dict(id=idx + 1, file_name=_file_name(idx), width=img_size, height=img_size))
+        for label, (x, y, w, h) in objects:
             annotations.append(
                 dict(
                     id=len(annotations) + 1,
                     image_id=idx + 1,
-                    category_id=shape.label + 1,
+                    category_id=label + 1,
                     bbox=[float(x), float(y), float(w), float(h)],
                     area=float(w * h),
                     iscrowd=0,
@@ -213,9 +239,11 @@ def make_toy_coco(
     num_val: int = DEFAULT_PARAMS["num_val"],
     img_size: int = DEFAULT_PARAMS["img_size"],
     seed: int = DEFAULT_PARAMS["seed"],
+    workers: int | None = None,
 ) -> dict:
     """Write the toy COCO data set under ``out_dir`` unless it already holds one made with the same parameters.
 
+    Images are rendered by ``workers`` processes (default: one per CPU, at most 8); the files do not depend on it.
     Returns the contents of ``out_dir/meta.json``: ``params`` (the arguments), ``format_version``, ``classes``,
     ``num_images`` and ``num_objects`` per split, plus ``generated`` (False when existing data was reused).
     """
@@ -233,13 +261,12 @@ def make_toy_coco(
     meta_path.unlink(missing_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     meta = dict(params=params, format_version=FORMAT_VERSION, classes=list(CLASSES), num_images={}, num_objects={})
-    for split, num_images, ann_file in zip(SPLITS, (num_train, num_val), ann_files):
-        for stale in (out / split).glob("*.png"):
-            stale.unlink()
-        coco = _write_split(out, split, num_images, img_size, seed)
-        ann_file.write_text(json.dumps(coco))
-        meta["num_images"][split] = len(coco["images"])
-        meta["num_objects"][split] = len(coco["annotations"])
+    with _image_mapper(workers or min(os.cpu_count() or 1, MAX_WORKERS)) as mapper:
+        for split, num_images, ann_file in zip(SPLITS, (num_train, num_val), ann_files):
+            coco = _write_split(out, split, num_images, img_size, seed, mapper)
+            ann_file.write_text(json.dumps(coco))
+            meta["num_images"][split] = len(coco["images"])
+            meta["num_objects"][split] = len(coco["annotations"])
     meta_path.write_text(json.dumps(meta, indent=2))
     return dict(meta, generated=True)
 

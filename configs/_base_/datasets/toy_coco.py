@@ -1,7 +1,7 @@
 # Synthetic toy COCO data set (see kdtools.datasets.toy_coco): 800 train / 200 val images of 128x128 px.
 # Generate it first with `python tools/make_toy_data.py` (kdtools' training entry point does so on its own when the
-# data root is missing). To use another root, override `data_root` of both dataloaders' datasets; the evaluator
-# builds its ground truth from the val dataset, so it needs no path.
+# data root is missing). To use another root, override `data_root` of the dataloaders' datasets and of `toy_data`;
+# the evaluator builds its ground truth from the val dataset, so it needs no path.
 dataset_type = 'CocoDataset'
 data_root = 'data/toy_coco/'
 # kdtools' tools write the toy data set there first when it is missing.

@@ -4,7 +4,8 @@
 
 Writes the toy data (if missing), trains the four models, evaluates each with COCO mAP (pycocotools),
 prints a table, and writes ``results.json``, ``map.png`` (the table as a bar chart) and ``attention.png``
-(teacher attention and the masks of DMKD and DFMSD on one validation image) to the work dir.
+(the trained DFMSD student's and the teacher's activations, the teacher attention and DFMSD's masks on one
+validation image) to the work dir.
 """
 from __future__ import annotations
 
@@ -56,9 +57,12 @@ def main() -> None:
     with open(osp.join(args.work_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     plot(results, osp.join(args.work_dir, "map.png"))
+    from mmengine.runner import find_latest_checkpoint
+
     from kdtools.visualization import draw_attention_figure
 
-    draw_attention_figure(RUNS["dfmsd"], teacher_dir, osp.join(args.work_dir, "attention.png"))
+    draw_attention_figure(RUNS["dfmsd"], teacher_dir, osp.join(args.work_dir, "attention.png"),
+                          checkpoint=find_latest_checkpoint(osp.join(args.work_dir, "dfmsd")))
     print(f"\nOutputs in {args.work_dir}/: results.json, map.png, attention.png, and one folder of logs and "
           "checkpoints per model.")
 

@@ -104,30 +104,34 @@ class FGD(BaseDistiller):
         self.teacher_context = nn.ModuleList(GlobalContext(level.teacher_channels) for level in levels)
 
     def level_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> dict[str, Tensor]:
-        fg, bg = self.focal_losses(student, teacher, batch)
+        attentions = spatial_attention(teacher, self.temp), channel_attention(teacher, self.temp)
+        fg, bg = self.focal_losses(student, teacher, attentions, batch)
         return {
             "fg": self.alpha_fgd * fg,
             "bg": self.beta_fgd * bg,
-            "at": self.gamma_fgd * self.attention_loss(student, teacher),
+            "at": self.gamma_fgd * self.attention_loss(student, attentions),
             "rela": self.lambda_fgd * self.relation_loss(student, teacher, index),
         }
 
-    def focal_losses(self, student: Tensor, teacher: Tensor, batch: DistillBatch) -> tuple[Tensor, Tensor]:
-        """Unweighted (L_fg, L_bg): squared error weighted by the teacher's attentions and the GT masks."""
+    def focal_losses(
+        self, student: Tensor, teacher: Tensor, attentions: tuple[Tensor, Tensor], batch: DistillBatch
+    ) -> tuple[Tensor, Tensor]:
+        """Unweighted (L_fg, L_bg): squared error weighted by the teacher's (spatial, channel) attentions and
+        the GT masks."""
         n = teacher.shape[0]
         size = tuple(teacher.shape[-2:])
-        spatial = spatial_attention(teacher, self.temp)[:, None]
-        channel = channel_attention(teacher, self.temp)[..., None, None]
+        spatial, channel = attentions[0][:, None], attentions[1][..., None, None]
         error = spatial * channel * (student - teacher).pow(2)
         fg = batch.foreground(size).to(teacher)[:, None]
         bg = batch.background(size).to(teacher)[:, None]
         return (fg * error).sum() / n, (bg * error).sum() / n
 
-    def attention_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Unweighted L_at: L1 between the student's and the teacher's channel and spatial attentions."""
-        n = teacher.shape[0]
-        channel = (channel_attention(student, self.temp) - channel_attention(teacher, self.temp)).abs().sum()
-        spatial = (spatial_attention(student, self.temp) - spatial_attention(teacher, self.temp)).abs().sum()
+    def attention_loss(self, student: Tensor, teacher_attentions: tuple[Tensor, Tensor]) -> Tensor:
+        """Unweighted L_at: L1 between the student's and the teacher's (spatial, channel) attentions."""
+        n = student.shape[0]
+        spatial_t, channel_t = teacher_attentions
+        channel = (channel_attention(student, self.temp) - channel_t).abs().sum()
+        spatial = (spatial_attention(student, self.temp) - spatial_t).abs().sum()
         return (channel + spatial) / n
 
     def relation_loss(self, student: Tensor, teacher: Tensor, index: int) -> Tensor:

@@ -57,5 +57,9 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     header = f"{'model':<12}" + "".join(f"{k:>8}" for k in METRICS) + f"{'train':>10}"
     lines = [header, "-" * len(header)]
     for name, r in rows.items():
-        lines.append(f"{name:<12}" + "".join(f"{r[k]:8.1f}" for k in METRICS) + f"{r['train_s']:9.0f}s")
+        lines.append(f"{name:<12}" + "".join(_cell(r[k]) for k in METRICS) + f"{r['train_s']:9.0f}s")
     return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return f"{'n/a':>8}" if value < 0 else f"{value:8.1f}"  # COCO gives -1 for an area range without ground truth

@@ -186,7 +186,8 @@ def test_stagewise_pair_matches_each_teacher_by_stride(toy_root, teacher_ckpts):
 # ------------------------------------------------------------------ impossible mappings stop the build
 def test_student_and_teacher_levels_of_unequal_length(toy_root, teacher_ckpts):
     cfg = pair_config("hetero_faster_retina_toy.py", toy_root, teacher_ckpts, teacher_levels=[1, 2, 3])
-    with pytest.raises(ValueError, match=r"student_levels \[0, 1, 2, 3\] and teacher_levels \[1, 2, 3\] differ"):
+    with pytest.raises(ValueError, match=r"student_levels \[0, 1, 2, 3\] and teacher_levels \[1, 2, 3\] differ in "
+                                         r"length; give one teacher level per student level \(student levels: #0"):
         build(cfg)
 
 

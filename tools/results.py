@@ -1,11 +1,15 @@
-"""The accuracy study on the toy data: teacher, student baseline and every distiller, several seeds.
+"""The accuracy studies on the toy data.
 
     python tools/results.py [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd] [--work-dir work_dirs/results]
                             [--teacher TRAINED_TEACHER]
+    python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
 
-Trains the teacher once (or reuses it from the work dir), then for each seed the student without
-distillation and with each method, same schedule. Prints a markdown table of COCO mAP (mean and standard
-deviation over seeds, 0-100) and writes it with every run's numbers to the work dir (results.md, results.json).
+``--study distillers`` (the default) trains the toy teacher once (or reuses it), then for each seed the student
+without distillation and with each method, same schedule. ``--study hetero`` trains (or reuses) the Faster R-CNN,
+ConvNeXt and RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
+``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Either prints a markdown table of COCO mAP
+(mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
+numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.
 """
 from __future__ import annotations
 
@@ -21,59 +25,114 @@ TEACHER = "configs/toy/retinanet_toy_teacher.py"
 BASELINE = "configs/toy/retinanet_toy_student.py"
 METHODS = ("fgd", "mgd", "cwd", "pkd", "dmkd", "dfmsd", "rnd")
 
+# hetero study: teachers (trained into work_dirs/<config name>, where the pair configs look for them), the
+# students' own baselines, and each pair with the baseline it is compared against.
+HETERO_TEACHERS = ("retinanet_toy_teacher", "faster_rcnn_toy_teacher", "convnext_toy_teacher")
+HETERO_BASELINES = ("retinanet_toy_student", "retinanet_toy_slim_student", "mobilenet_toy_student")
+HETERO_PAIRS = {
+    "hetero_faster_retina_toy": "retinanet_toy_student",
+    "hetero_convnext_retina_toy": "retinanet_toy_student",
+    "hetero_stagewise_faster_retina_toy": "retinanet_toy_student",
+    "hetero_slim_retina_toy": "retinanet_toy_slim_student",
+    "hetero_mobilenet_retina_toy": "mobilenet_toy_student",
+}
 
-def summarise(runs: dict[str, list[dict[str, float]]], baseline: str = "student") -> str:
-    """Markdown: per model the mean and spread over seeds of each metric, and the gain over the baseline."""
-    base = statistics.mean(r["mAP"] for r in runs[baseline])
+
+def summarise(runs: dict[str, list[dict[str, float]]], baselines: dict[str, str]) -> str:
+    """Markdown: per model the mean and spread over seeds of each metric, and the gain over its baseline.
+
+    ``baselines`` maps a model to the run it is compared with; models without one get no gain.
+    """
     lines = ["| model | seeds | " + " | ".join(METRICS) + " | mAP gain | train time |",
              "|---|---|" + "---|" * (len(METRICS) + 2)]
     for name, results in runs.items():
-        cells = []
-        for key in METRICS:
-            values = [r[key] for r in results]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
-        gain = statistics.mean(r["mAP"] for r in results) - base
+        cells = [_mean_spread([r[key] for r in results]) for key in METRICS]
+        mean = statistics.mean(r["mAP"] for r in results)
+        base = baselines.get(name)
+        gain = f"{mean - statistics.mean(r['mAP'] for r in runs[base]):+.1f}" if base in runs else ""
         seconds = statistics.mean(r["train_s"] for r in results)
-        lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + f" | {gain:+.1f} | {seconds:.0f} s |")
+        lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + f" | {gain} | {seconds:.0f} s |")
     return "\n".join(lines)
+
+
+def _mean_spread(values: list[float]) -> str:
+    if min(values) < 0:  # COCO reports -1 for an area range without ground truth
+        return "n/a"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+
+
+class Study:
+    """Runs recorded in ``work_dir/results.json``: a run already recorded for a seed is not trained again."""
+
+    def __init__(self, work_dir: str) -> None:
+        self.work_dir = work_dir
+        self.record = osp.join(work_dir, "results.json")
+        self.runs: dict[str, list[dict[str, float]]] = {}
+        if osp.exists(self.record):
+            with open(self.record) as f:
+                self.runs = json.load(f)
+
+    def run(self, name: str, config: str, seed: int, teacher: str | None = None) -> None:
+        if any(r.get("seed") == seed for r in self.runs.get(name, [])):
+            return
+        result = train_and_evaluate(config, osp.join(self.work_dir, f"{name}_seed{seed}"), teacher, seed)
+        self.add(name, {**result, "seed": seed})
+
+    def add(self, name: str, result: dict[str, float]) -> None:
+        self.runs.setdefault(name, []).append(result)
+        with open(self.record, "w") as f:
+            json.dump(self.runs, f, indent=2)
+
+    def write_table(self, baselines: dict[str, str]) -> None:
+        table = summarise(self.runs, baselines)
+        print(table)
+        with open(osp.join(self.work_dir, "results.md"), "w") as f:
+            f.write(table + "\n")
+
+
+def distillers_study(args: argparse.Namespace) -> None:
+    study = Study(args.work_dir)
+    teacher_dir = args.teacher or osp.join(args.work_dir, "teacher")
+    for seed in args.seeds:  # the baseline needs no teacher
+        study.run("student", BASELINE, seed)
+    if "teacher" not in study.runs:
+        study.add("teacher", evaluate(TEACHER, args.teacher, osp.join(args.work_dir, "teacher_eval")) if args.teacher
+                  else train_and_evaluate(TEACHER, teacher_dir))
+    for seed in args.seeds:
+        for method in args.methods:
+            study.run(method, f"configs/toy/{method}_retina_toy.py", seed, teacher_dir)
+    study.write_table({**dict.fromkeys(args.methods, "student"), "teacher": "student"})
+
+
+def hetero_study(args: argparse.Namespace) -> None:
+    study = Study(args.work_dir)
+    for name in HETERO_TEACHERS:
+        config, work_dir = f"configs/toy/{name}.py", osp.join("work_dirs", name)
+        if name in study.runs:
+            continue
+        has_checkpoint = osp.exists(osp.join(work_dir, "last_checkpoint"))
+        study.add(name, evaluate(config, work_dir, osp.join(args.work_dir, f"{name}_eval")) if has_checkpoint
+                  else train_and_evaluate(config, work_dir))
+    for seed in args.seeds:
+        for name in (*HETERO_BASELINES, *HETERO_PAIRS):
+            study.run(name, f"configs/toy/{name}.py", seed)
+    study.write_table(HETERO_PAIRS)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--work-dir", default="work_dirs/results")
-    parser.add_argument("--teacher", help="a trained toy teacher (checkpoint or work dir) to use instead of training")
+    parser.add_argument("--study", choices=("distillers", "hetero"), default="distillers")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers), 0 (hetero)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="distillers study")
+    parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/hetero (hetero)")
+    parser.add_argument("--teacher", help="distillers study: a trained toy teacher (checkpoint or work dir) to use "
+                        "instead of training one")
     args = parser.parse_args()
-
-    teacher_dir = args.teacher or osp.join(args.work_dir, "teacher")
-    record = osp.join(args.work_dir, "results.json")
-    runs: dict[str, list[dict[str, float]]] = {}
-    if osp.exists(record):
-        with open(record) as f:
-            runs = json.load(f)
-
-    def run(name: str, config: str, seed: int) -> None:
-        if any(r.get("seed") == seed for r in runs.get(name, [])):
-            return
-        result = train_and_evaluate(config, osp.join(args.work_dir, f"{name}_seed{seed}"), teacher_dir, seed)
-        runs.setdefault(name, []).append({**result, "seed": seed})
-        with open(record, "w") as f:
-            json.dump(runs, f, indent=2)
-
-    for seed in args.seeds:  # the baseline needs no teacher
-        run("student", BASELINE, seed)
-    if "teacher" not in runs:
-        runs["teacher"] = [evaluate(TEACHER, args.teacher, osp.join(args.work_dir, "teacher_eval")) if args.teacher
-                           else train_and_evaluate(TEACHER, teacher_dir)]
-    for seed in args.seeds:
-        for method in args.methods:
-            run(method, f"configs/toy/{method}_retina_toy.py", seed)
-    table = summarise(runs)
-    print(table)
-    with open(osp.join(args.work_dir, "results.md"), "w") as f:
-        f.write(table + "\n")
+    hetero = args.study == "hetero"
+    args.seeds = args.seeds or ([0] if hetero else [0, 1, 2])
+    args.work_dir = args.work_dir or ("work_dirs/hetero" if hetero else "work_dirs/results")
+    (hetero_study if hetero else distillers_study)(args)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,11 @@ def match_levels(
             _check_indices(indices, shapes, side, owner)
     if s_idx is not None and t_idx is not None:
         if len(s_idx) != len(t_idx):
-            raise ValueError(f"{owner}: student_levels {s_idx} and teacher_levels {t_idx} differ in length.")
+            raise ValueError(
+                f"{owner}: student_levels {s_idx} and teacher_levels {t_idx} differ in length; give one teacher "
+                f"level per student level (student levels: {_describe(student)}; teacher levels: "
+                f"{_describe(teacher)})."
+            )
         pairs = list(zip(s_idx, t_idx))
     elif t_idx is not None:
         pairs = [(_same_size(t, teacher, student), t) for t in t_idx]

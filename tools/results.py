@@ -102,7 +102,7 @@ def distillers_study(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         for method in args.methods:
             study.run(method, f"configs/toy/{method}_retina_toy.py", seed, teacher_dir)
-    study.write_table({**dict.fromkeys(args.methods, "student"), "teacher": "student"})
+    study.write_table(dict.fromkeys((*METHODS, "teacher"), "student"))
 
 
 def hetero_study(args: argparse.Namespace) -> None:

@@ -139,6 +139,21 @@ def test_stage_hook_switches_teacher_at_the_epoch_and_resumes_into_the_stage(
     assert int(load_checkpoint_file(str(tmp_path / "resumed" / "epoch_2.pth"))["state_dict"]["stage"]) == 1
 
 
+def test_a_stage_with_the_same_teacher_keeps_it_loaded(make_config, teacher_ckpt, tmp_path):
+    from mmdet.registry import MODELS
+
+    teacher = dict(config=str(TEACHER_CONFIG), checkpoint=teacher_ckpt)
+    cfg = epoch_config(make_config, tmp_path, [dict(type="DFMSD", connector="conv1x1")], 2)
+    cfg.pop("teacher")
+    cfg.stages = [dict(epochs=1, teacher=teacher), dict(epochs=1, teacher=teacher, distillers=dict(dfmsd=dict(
+        enhance=3.0)))]
+    model = MODELS.build(expand_distill_config(cfg).model)
+    loaded = model.teacher
+    model.set_stage(1)
+    assert model.teacher is loaded and model.loaded_stage == 1 and int(model.stage) == 1
+    assert model.distiller("dfmsd").enhance == 3.0
+
+
 def test_stage_settings_reject_unknown_names(make_config, teacher_ckpt):
     from mmdet.registry import MODELS
 

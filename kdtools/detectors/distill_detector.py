@@ -132,7 +132,8 @@ class DistillDetector(BaseDetector):
         self.loaded_stage = -1
         self.set_stage(0)
         for index in range(1, len(self.teacher_specs)):
-            self._check_stage_teacher(index)
+            if self.teacher_specs[index] not in self.teacher_specs[:index]:  # each distinct later teacher once
+                self._check_stage_teacher(index)
 
     # ----------------------------------------------------------------- teacher
     def __setattr__(self, name: str, value: Any) -> None:
@@ -162,16 +163,17 @@ class DistillDetector(BaseDetector):
         return teacher, taps, InputAdapter(self._student_dp, teacher_dp).to(device)
 
     def set_stage(self, index: int) -> None:
-        """Load the teacher of stage ``index`` (if it changes) and apply the distiller settings up to it."""
+        """Load the teacher of stage ``index`` (if its spec differs from the loaded one's) and apply the distiller
+        settings up to that stage."""
         teacher_index = min(index, len(self.teacher_specs) - 1)
-        if teacher_index != self.loaded_stage:
+        if self.loaded_stage < 0 or self.teacher_specs[teacher_index] != self.teacher_specs[self.loaded_stage]:
             MMLogger.get_current_instance().info(
                 f"Stage {index}: teacher {self.teacher_specs[teacher_index]['checkpoint']}")
             self.teacher = None  # release the previous teacher before loading the next
             self.teacher, self.teacher_taps, self.teacher_input = self._load_teacher(teacher_index)
             for d, levels in zip(self.distillers, self._match(self._probe(self.teacher, self.teacher_taps))):
                 d.setup(levels)
-            self.loaded_stage = teacher_index
+        self.loaded_stage = teacher_index
         for stage in self.stages[: index + 1]:
             for name, settings in stage.get("distillers", {}).items():
                 self.distiller(name).apply_settings(**settings)

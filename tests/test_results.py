@@ -28,6 +28,7 @@ def test_table_mean_spread_and_gain_over_own_baseline(results):
         "slim": [run(10.0, 0), run(12.0, 1)],
         "cwd": [run(25.0, 0), run(27.0, 1)],
         "hetero_slim": [run(13.5, 0), run(14.5, 1, APl=30.0)],
+        "teacher": [{**run(36.0, 0), "train_s": 0.0}],
     }
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
             for line in results.summarise(runs, {"cwd": "student", "hetero_slim": "slim"}).splitlines()[2:]}
@@ -38,6 +39,7 @@ def test_table_mean_spread_and_gain_over_own_baseline(results):
     assert rows["cwd"][6] == "n/a"  # COCO's -1: no large objects in the val set
     assert rows["hetero_slim"][6] == "n/a"  # one seed without large objects is not averaged in
     assert rows["cwd"][8] == "5 s |"
+    assert rows["teacher"][8] == "- |"  # evaluated, not trained
 
 
 def test_study_skips_recorded_runs_and_keeps_the_record(results, tmp_path, monkeypatch):

@@ -51,7 +51,8 @@ def summarise(runs: dict[str, list[dict[str, float]]], baselines: dict[str, str]
         base = baselines.get(name)
         gain = f"{mean - statistics.mean(r['mAP'] for r in runs[base]):+.1f}" if base in runs else ""
         seconds = statistics.mean(r["train_s"] for r in results)
-        lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + f" | {gain} | {seconds:.0f} s |")
+        train_time = f"{seconds:.0f} s" if seconds else "-"  # 0: a trained checkpoint, evaluated only
+        lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + f" | {gain} | {train_time} |")
     return "\n".join(lines)
 
 

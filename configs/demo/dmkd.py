@@ -1,8 +1,9 @@
-# The demo's DMKD student: configs/toy/dmkd_retina_toy.py on the demo's 4-epoch schedule (see student.py).
+# The demo's DMKD student: configs/toy/dmkd_retina_toy.py on the demo's 3-epoch schedule (see student.py).
 _base_ = ['../toy/dmkd_retina_toy.py']
 
-max_epochs = 4
+max_epochs = 3
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(optimizer=dict(foreach=True))  # one multi-tensor AdamW update per step
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(

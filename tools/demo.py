@@ -2,7 +2,7 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--skip-teacher]
 
-Writes the toy data (if missing), trains the four models of ``configs/demo/`` (a 6-epoch teacher; the student
+Writes the toy data (if missing), trains the four models of ``configs/demo/`` (a 5-epoch teacher; the student
 alone and with DFMSD and with DMKD, 3 epochs each, so that the demo takes minutes on a CPU; the accuracy study
 of docs/results.md uses the longer schedules of ``configs/toy/``), evaluates each with COCO mAP (pycocotools),
 prints a table, and writes ``results.json``, ``map.png`` (the table as a bar chart) and ``attention.png`` (the

@@ -4,7 +4,6 @@ _base_ = ['../toy/dfmsd_retina_toy.py']
 
 max_epochs = 3
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(foreach=True))  # one multi-tensor AdamW update per step
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(

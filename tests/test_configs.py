@@ -1,0 +1,40 @@
+"""Every shipped config parses and expands; schedules and stages agree with each other."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from kdtools.config import expand_distill_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
+
+
+def test_every_method_and_pair_has_a_config():
+    names = {p.name for p in CONFIGS}
+    for method in ("fgd", "mgd", "cwd", "pkd", "dmkd", "dfmsd", "rnd"):
+        assert f"{method}_retina_toy.py" in names
+    assert {"teacher.py", "student.py", "dfmsd.py", "dmkd.py"} <= {p.name for p in CONFIGS if p.parent.name == "demo"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_config_expands(path):
+    cfg = expand_distill_config(Config.fromfile(str(path)))
+    assert "distill" not in cfg and "teacher" not in cfg and "stages" not in cfg  # all moved into the model
+    max_epochs = cfg.train_cfg.get("max_epochs")
+    if cfg.model.type == "DistillDetector":
+        assert cfg.model.distillers
+        stages = cfg.model.get("stages") or []
+        if stages and max_epochs:
+            assert sum(stage["epochs"] for stage in stages) == max_epochs
+    for scheduler in cfg.param_scheduler:
+        if scheduler.type == "CosineAnnealingLR" and scheduler.get("by_epoch"):  # the decay ends with training
+            assert scheduler["end"] == max_epochs and scheduler["T_max"] == max_epochs - 1, path.name
+
+
+def test_demo_schedules():
+    epochs = {name: Config.fromfile(str(ROOT / f"configs/demo/{name}.py")).train_cfg.max_epochs
+              for name in ("teacher", "student", "dfmsd", "dmkd")}
+    assert epochs == {"teacher": 5, "student": 3, "dfmsd": 3, "dmkd": 3}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from kdtools.config import expand_distill_config
 
@@ -31,7 +32,25 @@ def test_config_expands(path):
             assert sum(stage["epochs"] for stage in stages) == max_epochs
     for scheduler in cfg.param_scheduler:
         if scheduler.type == "CosineAnnealingLR" and scheduler.get("by_epoch"):  # the decay ends with training
-            assert scheduler["end"] == max_epochs and scheduler["T_max"] == max_epochs - 1, path.name
+            end = scheduler.get("end", max_epochs)  # mmengine's defaults: the Runner's max_epochs, end - begin
+            assert end == max_epochs and scheduler.get("T_max", end - scheduler.begin) == max_epochs - 1, path.name
+
+
+def test_runner_ends_the_cosine_decay_with_training(toy_root, tmp_path):
+    """The toy schedule leaves the cosine's end and T_max to mmengine's Runner: they follow max_epochs."""
+    cfg = Config.fromfile(str(ROOT / "configs/demo/student.py"))
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].dataset.data_root = toy_root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.work_dir = str(tmp_path)
+    runner = Runner.from_cfg(cfg)
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    warmup, cosine = runner.build_param_scheduler(cfg.param_scheduler)
+    epoch = len(runner.train_dataloader)
+    assert (warmup.begin, warmup.end) == (0, 100)
+    assert (cosine.begin, cosine.end, cosine.T_max) == (epoch, 3 * epoch, 2 * epoch)
 
 
 def test_demo_schedules():

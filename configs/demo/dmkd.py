@@ -1,16 +1,4 @@
 # The demo's DMKD student: configs/toy/dmkd_retina_toy.py on the demo's 3-epoch schedule (see student.py).
 _base_ = ['../toy/dmkd_retina_toy.py']
 
-max_epochs = 3
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min_ratio=0.05,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        T_max=max_epochs - 1,
-        convert_to_iter_based=True),
-]
+train_cfg = dict(max_epochs=3, val_interval=3)

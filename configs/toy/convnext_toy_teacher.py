@@ -7,16 +7,4 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-max_epochs = 15
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min_ratio=0.05,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        T_max=max_epochs - 1,
-        convert_to_iter_based=True),
-]
+train_cfg = dict(max_epochs=15)

@@ -1,23 +1,14 @@
-# Short from-scratch schedule for the toy data set: AdamW with linear warm-up over the first epoch, then cosine decay;
-# validation after every epoch. Configs that change `max_epochs` must restate `train_cfg` and `param_scheduler`.
-max_epochs = 6
-val_interval = 1
-warmup_iters = 100
-
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval)
+# Short from-scratch schedule for the toy data set: AdamW with linear warm-up over the first 100 iterations, then
+# cosine decay from epoch 1 to the end of training; validation after every epoch. The cosine scheduler names no
+# `end` (mmengine's Runner sets it to train_cfg.max_epochs) and no `T_max` (then end - begin), so a config that
+# trains longer or shorter sets `train_cfg = dict(max_epochs=N)` and nothing else.
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min_ratio=0.05,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        T_max=max_epochs - 1,
-        convert_to_iter_based=True),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', eta_min_ratio=0.05, by_epoch=True, begin=1, convert_to_iter_based=True),
 ]
 
 optim_wrapper = dict(

@@ -52,3 +52,15 @@ def test_study_skips_recorded_runs_and_keeps_the_record(results, tmp_path, monke
     assert [args[3] for args in trained] == [1]
     assert json.loads((tmp_path / "results.json").read_text()) == results.Study(str(tmp_path)).runs
     assert [r["seed"] for r in results.Study(str(tmp_path)).runs["student"]] == [0, 1]
+
+
+def test_teacher_is_evaluated_when_trained_else_trained_once(results, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(results, "evaluate", lambda *args: calls.append(("evaluate", *args)) or run(36.0, 0))
+    monkeypatch.setattr(results, "train_and_evaluate", lambda *args: calls.append(("train", *args)) or run(30.0, 0))
+    study = results.Study(str(tmp_path))
+    study.teacher("a", "a.py", "work_dirs/a", trained="work_dirs/a")
+    study.teacher("b", "b.py", "work_dirs/b", trained=None)
+    study.teacher("a", "a.py", "work_dirs/a", trained="work_dirs/a")  # recorded: neither again
+    assert calls == [("evaluate", "a.py", "work_dirs/a", str(tmp_path / "a_eval")), ("train", "b.py", "work_dirs/b")]
+    assert [study.runs[name][0]["mAP"] for name in ("a", "b")] == [36.0, 30.0]

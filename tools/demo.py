@@ -16,6 +16,8 @@ import json
 import os.path as osp
 import time
 
+from mmengine.runner import find_latest_checkpoint
+
 import kdtools  # noqa: F401
 from kdtools.experiments import format_table, train_and_evaluate
 
@@ -61,8 +63,6 @@ def main() -> None:
     with open(osp.join(args.work_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     plot(results, osp.join(args.work_dir, "map.png"))
-    from mmengine.runner import find_latest_checkpoint
-
     from kdtools.visualization import draw_attention_figure
 
     draw_attention_figure(RUNS["dfmsd"], teacher_dir, osp.join(args.work_dir, "attention.png"),

@@ -80,6 +80,14 @@ class Study:
         result = train_and_evaluate(config, osp.join(self.work_dir, f"{name}_seed{seed}"), teacher, seed)
         self.add(name, {**result, "seed": seed})
 
+    def teacher(self, name: str, config: str, work_dir: str, trained: str | None) -> None:
+        """Record teacher ``name``: ``trained`` (a checkpoint or work dir) evaluated, else ``config`` trained
+        into ``work_dir``."""
+        if name in self.runs:
+            return
+        self.add(name, evaluate(config, trained, osp.join(self.work_dir, f"{name}_eval")) if trained
+                 else train_and_evaluate(config, work_dir))
+
     def add(self, name: str, result: dict[str, float]) -> None:
         self.runs.setdefault(name, []).append(result)
         with open(self.record, "w") as f:
@@ -97,9 +105,7 @@ def distillers_study(args: argparse.Namespace) -> None:
     teacher_dir = args.teacher or osp.join(args.work_dir, "teacher")
     for seed in args.seeds:  # the baseline needs no teacher
         study.run("student", BASELINE, seed)
-    if "teacher" not in study.runs:
-        study.add("teacher", evaluate(TEACHER, args.teacher, osp.join(args.work_dir, "teacher_eval")) if args.teacher
-                  else train_and_evaluate(TEACHER, teacher_dir))
+    study.teacher("teacher", TEACHER, teacher_dir, args.teacher)
     for seed in args.seeds:
         for method in args.methods:
             study.run(method, f"configs/toy/{method}_retina_toy.py", seed, teacher_dir)
@@ -109,12 +115,9 @@ def distillers_study(args: argparse.Namespace) -> None:
 def hetero_study(args: argparse.Namespace) -> None:
     study = Study(args.work_dir)
     for name in HETERO_TEACHERS:
-        config, work_dir = f"configs/toy/{name}.py", osp.join("work_dirs", name)
-        if name in study.runs:
-            continue
-        has_checkpoint = osp.exists(osp.join(work_dir, "last_checkpoint"))
-        study.add(name, evaluate(config, work_dir, osp.join(args.work_dir, f"{name}_eval")) if has_checkpoint
-                  else train_and_evaluate(config, work_dir))
+        work_dir = osp.join("work_dirs", name)
+        trained = work_dir if osp.exists(osp.join(work_dir, "last_checkpoint")) else None
+        study.teacher(name, f"configs/toy/{name}.py", work_dir, trained)
     for seed in args.seeds:
         for name in (*HETERO_BASELINES, *HETERO_PAIRS):
             study.run(name, f"configs/toy/{name}.py", seed)

@@ -39,6 +39,16 @@ def expand_distill_config(cfg: Config) -> Config:
     return cfg
 
 
+def set_teacher_checkpoint(cfg: Config, checkpoint: str | None) -> Config:
+    """``cfg`` with every teacher's checkpoint (``teacher`` and each stage's) set to ``checkpoint`` (None: as is)."""
+    if checkpoint is not None:
+        for stage in cfg.get("stages") or []:
+            stage["teacher"]["checkpoint"] = checkpoint
+        if "teacher" in cfg:
+            cfg.teacher.checkpoint = checkpoint
+    return cfg
+
+
 def student_config(cfg: Config) -> Config:
     """The plain mmdet config of the student of a distillation config."""
     cfg = Config(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg))

@@ -6,7 +6,7 @@ import time
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdtools.config import expand_distill_config
+from kdtools.config import expand_distill_config, set_teacher_checkpoint
 from kdtools.training import prepare_data
 
 METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
@@ -15,13 +15,7 @@ METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "v
 
 def load_config(config: str, work_dir: str, teacher_checkpoint: str | None = None, seed: int = 0) -> Config:
     """A config ready to run: teacher checkpoint and seed set, distillation expanded."""
-    cfg = Config.fromfile(config)
-    if teacher_checkpoint is not None:
-        if "stages" in cfg:
-            for stage in cfg.stages:
-                stage["teacher"]["checkpoint"] = teacher_checkpoint
-        if "teacher" in cfg:
-            cfg.teacher.checkpoint = teacher_checkpoint
+    cfg = set_teacher_checkpoint(Config.fromfile(config), teacher_checkpoint)
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     return expand_distill_config(cfg)

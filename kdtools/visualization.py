@@ -15,9 +15,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import Tensor
 
-from kdtools.config import expand_distill_config
-from kdtools.detectors.distill_detector import run_to_depth
-from kdtools.distillers.base import DistillBatch
+from kdtools.config import expand_distill_config, set_teacher_checkpoint
+from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.modules.attention import spatial_attention
 
 
@@ -27,10 +26,7 @@ def load_distill_model(config: str, teacher_checkpoint: str | None = None, check
 
     from kdtools.checkpoint import load_checkpoint_file, state_dict_of
 
-    cfg = Config.fromfile(config)
-    if teacher_checkpoint is not None:
-        cfg.teacher.checkpoint = teacher_checkpoint
-    cfg = expand_distill_config(cfg)
+    cfg = expand_distill_config(set_teacher_checkpoint(Config.fromfile(config), teacher_checkpoint))
     init_default_scope(cfg.get("default_scope", "mmdet"))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -54,16 +50,15 @@ def val_batch(cfg: Config, model, index: int):
 
 @torch.no_grad()
 def collect_maps(model, inputs: Tensor, samples) -> dict[str, dict[str, np.ndarray]]:
-    """Per level name: image-space maps of the student, the teacher and every distiller (first image)."""
-    with model.student_taps.recording():
-        run_to_depth(model.student, inputs, samples, model.student_taps.paths)
-    teacher = model.teacher_levels(inputs, samples)
+    """Per level name: image-space maps of the student, the teacher and every feature distiller (first image)."""
+    student = model.student_records(inputs, samples)
+    teacher = model.teacher.records(inputs, samples)
     batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
     maps: dict[str, dict[str, np.ndarray]] = {}
     for d in model.distillers:
-        student_feats = model.student_taps.levels(d.student_tap)
-        teacher_feats = [t for p in d.teacher_tap for t in teacher[p]]
-        for index, (s, t) in enumerate(d.aligned_levels(student_feats, teacher_feats)):
+        if not isinstance(d, BaseDistiller):  # head distillers have no per-level maps to draw
+            continue
+        for index, (s, t) in enumerate(d.aligned_levels(*d.inputs(student, teacher))):
             level = maps.setdefault(d.levels[index].name, {})
             level.setdefault("student |F|", _np(s.abs().mean(1)))
             level.setdefault("teacher |F|", _np(t.abs().mean(1)))

@@ -12,6 +12,8 @@ from mmengine.config import Config
 
 import kdtools  # noqa: F401
 from kdtools.datasets import make_toy_coco
+from kdtools.distillers import HeadDistiller
+from kdtools.registry import DISTILLERS
 
 register_all_modules(init_default_scope=True)
 
@@ -21,10 +23,10 @@ TEACHER_CONFIG = ROOT / "configs/toy/retinanet_toy_teacher.py"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-# Every distiller of the toolkit, aligned to the toy teacher's wider FPN.
+# Every feature distiller of the toolkit (from the registry), aligned to the toy teacher's FPN by 1x1 convs.
 ALL_DISTILLERS = [
     dict(type=name, name=name.lower(), connector="conv1x1")
-    for name in ("PKD", "CWD", "MGD", "FGD", "DMKD", "DFMSD", "RND")
+    for name, cls in sorted(DISTILLERS.module_dict.items()) if not issubclass(cls, HeadDistiller)
 ]
 
 
@@ -44,21 +46,27 @@ def build_plain(config: Path | str):
     return model
 
 
-@pytest.fixture(scope="session")
-def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A teacher checkpoint in mmengine's layout (random weights: enough to exercise the plumbing)."""
+def save_random_checkpoint(config: Path, path: Path) -> str:
+    """A checkpoint of ``config``'s model in mmengine's layout, random weights (seed 0)."""
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pth"
-    torch.save({"state_dict": build_plain(TEACHER_CONFIG).state_dict(), "meta": {}}, path)
+    torch.save({"state_dict": build_plain(config).state_dict(), "meta": {}}, path)
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A teacher checkpoint in mmengine's layout (random weights: enough to exercise the plumbing)."""
+    return save_random_checkpoint(TEACHER_CONFIG, tmp_path_factory.mktemp("teacher") / "teacher.pth")
+
+
 def toy_distill_config(
-    toy_root: str, teacher_ckpt: str, distill: list[dict], work_dir: str | Path | None = None, **top: object
+    toy_root: str, teacher_ckpt: str, distill: list[dict], work_dir: str | Path | None = None,
+    student: Path = STUDENT_CONFIG, teacher: Path = TEACHER_CONFIG, **top: object
 ) -> Config:
-    """The toy student config with a teacher and distillers, reading the tiny data set, 1 epoch."""
-    cfg = Config.fromfile(str(STUDENT_CONFIG))
-    cfg.teacher = dict(config=str(TEACHER_CONFIG), checkpoint=teacher_ckpt)
+    """A toy student config (RetinaNet's by default) with a teacher and distillers, reading the tiny data set,
+    1 epoch."""
+    cfg = Config.fromfile(str(student))
+    cfg.teacher = dict(config=str(teacher), checkpoint=teacher_ckpt)
     cfg.distill = copy.deepcopy(distill)
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[loader].dataset.data_root = toy_root

@@ -28,34 +28,59 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
                                  "--threads", str(torch.get_num_threads())])
     spec = benchmark.make_spec(args, str(tmp_path))
     assert spec.image_size == spec.padded_size == (128, 128)
-    c_s, c_t = spec.student["neck"]["out_channels"], spec.teacher["config"]["neck"]["out_channels"]
-    pkd = spec.distillers["PKD"]
-    if c_s != c_t:
-        assert pkd["connector"] == "conv1x1"
-    connector_params = 5 * (c_s * c_t + c_t) if pkd.get("connector") == "conv1x1" else 0  # a 1x1 conv per P3-P7
+    assert spec.student["neck"]["out_channels"] == spec.teacher["config"]["neck"]["out_channels"] == 64
+    assert spec.distillers == {"PKD": dict(type="PKD", loss_weight=10.0)}  # the config's entry; equal widths
 
     measurements = benchmark.measure(spec, isolate=False)
     window = measurements.windows["PKD"]
     for times in (window.student, window.teacher, window.kd, window.distillers, window.kd_cpu):
         assert len(times) == 2 and min(times) > 0
-    assert window.info["distiller_param_bytes"] == 4 * connector_params  # fp32
+    assert window.info["distiller_param_bytes"] == 0  # PKD's resize connector has no parameters
     assert "generation_gflop" not in window.info and window.generation == []
 
     (row,) = benchmark.summarise(measurements)
-    assert row.name == "PKD" and row.t_kd == statistics.median(window.kd)
-    assert row.t_student == statistics.median(window.student)
-    assert row.t_teacher == statistics.median(window.teacher)
-    assert row.overhead == pytest.approx(row.t_kd / (row.t_student + row.t_teacher))
-    cpu = [statistics.median(times) for times in (window.student_cpu, window.teacher_cpu, window.kd_cpu)]
-    assert row.cpu_overhead == pytest.approx(cpu[2] / (cpu[0] + cpu[1]))
-    assert row.modules_mib == pytest.approx(window.info["distiller_param_bytes"] * 4 / 2**20)
-    bound = measurements.student_peak_mib + measurements.teacher_peak_mib + row.modules_mib
-    assert row.memory_ratio == pytest.approx(row.peak_mib / bound)
-    assert row.overhead_with_generation is None
-    assert row.overhead_bar_met == (row.overhead <= 1.10) and row.generation_bar_met is None
-
+    assert row.name == "PKD" and row.t_kd == statistics.median(window.kd) and row.overhead_with_generation is None
     table = benchmark.format_report(benchmark.machine(spec), spec, args.config, measurements, [row])
     assert "| PKD |" in table and "student step" in table
+
+
+def test_summary_figures(benchmark):
+    window = benchmark.Window(
+        student=[0.010, 0.020, 0.030], teacher=[0.010] * 3, kd=[0.030, 0.036, 0.040], distillers=[0.002] * 3,
+        generation=[0.004] * 3, student_cpu=[0.02] * 3, teacher_cpu=[0.02] * 3, kd_cpu=[0.05] * 3,
+        info=dict(peak_mib=360.0, distiller_param_bytes=5 * 2**19, generation_gflop=1.5))
+    (row,) = benchmark.summarise(benchmark.Measurements(200.0, 90.0, {"DMKD": window}))
+    assert (row.t_student, row.t_teacher, row.t_kd, row.t_distillers) == (0.020, 0.010, 0.036, 0.002)
+    assert row.overhead == pytest.approx(1.2) and row.cpu_overhead == pytest.approx(1.25)
+    assert row.modules_mib == pytest.approx(10.0)  # 2.5 MiB of parameters x 4 state copies
+    assert row.memory_ratio == pytest.approx(1.2)  # 360 / (200 + 90 + 10)
+    assert row.overhead_with_generation == pytest.approx(0.036 / 0.034)
+    assert (row.overhead_bar_met, row.generation_bar_met, row.memory_bar_met) == (False, True, False)
+
+
+def test_distillers_to_time_come_from_the_registry(benchmark):
+    from kdtools.registry import DISTILLERS
+
+    retina = dict(bbox_head=dict(type="RetinaHead"))
+    gfl = dict(bbox_head=dict(type="GFLHead"))
+    head_methods = {"LD", "CrossKD", "BCKD"}
+    assert set(benchmark.fitting_distillers(retina)) == set(DISTILLERS.module_dict) - head_methods
+    assert set(benchmark.fitting_distillers(gfl)) == set(DISTILLERS.module_dict)
+    assert set(benchmark.fitting_distillers(dict(bbox_head=dict(type="LDHead")))) >= head_methods  # a GFLHead
+    configs = benchmark.distiller_configs(["PKD", "LD"], [dict(type="LD", tau=4.0)], conv1x1=True)
+    assert configs == {"PKD": dict(type="PKD", connector="conv1x1"), "LD": dict(type="LD", tau=4.0)}
+
+
+def test_a_missing_teacher_checkpoint_times_a_random_teacher(benchmark, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    config = tmp_path / "fresh_clone.py"  # a teacher that was never trained
+    config.write_text(f"_base_ = ['{ROOT}/configs/toy/ld_gfl_toy.py']\n"
+                      "teacher = dict(checkpoint='nowhere/teacher.pth')\n")
+    args = benchmark.parse_args(["--config", str(config), "--iters", "1", "--warmup", "0"])
+    spec = benchmark.make_spec(args, str(tmp_path))
+    assert spec.teacher["checkpoint"] == str(tmp_path / "random_teacher.pth")
+    assert "not found: timing a randomly initialised teacher" in capsys.readouterr().out
+    assert set(spec.distillers) == set(benchmark.fitting_distillers(spec.student)) and "LD" in spec.distillers
 
 
 def test_generation_blocks_and_their_flops(benchmark):
@@ -67,10 +92,10 @@ def test_generation_blocks_and_their_flops(benchmark):
     dmkd, mgd = build_distiller(dict(type="DMKD")), build_distiller(dict(type="MGD"))
     dmkd.setup([level])
     mgd.setup([level])
-    blocks = benchmark.generation_blocks(dmkd)
+    blocks = dmkd.training_only_blocks()
     assert blocks == [[dmkd.spatial_generators[0], dmkd.channel_generators[0]]]
-    assert benchmark.generation_blocks(mgd) == [[mgd.generation[0]]]
-    assert benchmark.generation_blocks(build_distiller(dict(type="PKD"))) == []
+    assert mgd.training_only_blocks() == [[mgd.generation[0]]]
+    assert build_distiller(dict(type="PKD")).training_only_blocks() == []
     # two 3x3 convs C -> C per block, two blocks per level; x3 for forward + backward
     assert benchmark.generation_flops(blocks, [torch.Size((n, c, h, w))]) == 2 * 2 * 2 * 9 * c * c * h * w * n * 3
 

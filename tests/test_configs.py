@@ -8,15 +8,22 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from kdtools.config import expand_distill_config
+from kdtools.distillers import HeadDistiller
+from kdtools.registry import DISTILLERS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
 
 
 def test_every_method_and_pair_has_a_config():
+    """Every registered distiller has a toy config: a feature distiller on the RetinaNet pair, a head distiller on
+    the GFL pair; the head methods have their published COCO setting."""
     names = {p.name for p in CONFIGS}
-    for method in ("fgd", "mgd", "cwd", "pkd", "dmkd", "dfmsd", "rnd"):
-        assert f"{method}_retina_toy.py" in names
+    for method, cls in DISTILLERS.module_dict.items():
+        pair = "gfl" if issubclass(cls, HeadDistiller) else "retina"
+        assert f"{method.lower()}_{pair}_toy.py" in names
+    assert {"ld_gfl_r50.py", "crosskd_gfl_r50.py", "bckd_gfl_r50.py", "crosskd_pkd_gfl_r50.py",
+            "cwd_gfl_cls_r50.py", "gfl_toy_teacher.py", "gfl_toy_student.py"} <= names
     assert {"teacher.py", "student.py", "dfmsd.py", "dmkd.py"} <= {p.name for p in CONFIGS if p.parent.name == "demo"}
 
 

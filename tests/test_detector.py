@@ -6,8 +6,8 @@ import torch
 from mmengine.dataset import pseudo_collate
 
 from kdtools.config import expand_distill_config
-from kdtools.detectors.distill_detector import InputAdapter
 from kdtools.detectors.levels import match_levels
+from kdtools.detectors.teacher import InputAdapter
 from kdtools.registry import build_distiller
 
 PKD = dict(type="PKD", connector="conv1x1")
@@ -47,34 +47,34 @@ def test_losses_are_named_per_level_and_teacher_stays_outside(model_and_batch):
     assert {f"loss_pkd_p{i}" for i in range(3, 8)} <= set(losses)
     assert {"loss_cls", "loss_bbox"} <= set(losses)
     assert not any(k.startswith("teacher") for k in model.state_dict())
-    teacher_ids = {id(p) for p in model.teacher.parameters()}
+    teacher_ids = {id(p) for p in model.teacher.model.parameters()}
     assert teacher_ids and not teacher_ids & {id(p) for p in model.parameters()}
-    assert all(not p.requires_grad for p in model.teacher.parameters())
+    assert all(not p.requires_grad for p in model.teacher.model.parameters())
 
 
 def test_gradients_reach_the_student_neck_only(model_and_batch):
     model, (inputs, samples) = model_and_batch
-    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    before = {k: v.clone() for k, v in model.teacher.model.state_dict().items()}
     distill_total(model.loss(inputs, samples)).backward()
     neck = [p.grad for p in model.student.neck.parameters()]
     head = [p.grad for p in model.student.bbox_head.parameters()]
     assert all(g is not None for g in neck) and sum(g.abs().sum() for g in neck) > 0
     assert all(g is None or not g.any() for g in head), "a neck-level distiller must not move the head"
     assert sum(p.grad.abs().sum() for p in model.distillers.parameters()) > 0
-    assert all(p.grad is None for p in model.teacher.parameters())
-    assert all(torch.equal(v, model.teacher.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.teacher.model.parameters())
+    assert all(torch.equal(v, model.teacher.model.state_dict()[k]) for k, v in before.items())
 
 
 def test_teacher_stays_in_eval_mode_and_keeps_its_bn_statistics(model_and_batch):
     model, (inputs, samples) = model_and_batch
     model.train()
-    assert not any(m.training for m in model.teacher.modules())
-    stats = {k: v.clone() for k, v in model.teacher.state_dict().items() if "running" in k}
+    assert not any(m.training for m in model.teacher.model.modules())
+    stats = {k: v.clone() for k, v in model.teacher.model.state_dict().items() if "running" in k}
     model.loss(inputs, samples)
     model.eval()
     model.train()
-    assert not model.teacher.training and model.student.training
-    assert all(torch.equal(v, model.teacher.state_dict()[k]) for k, v in stats.items())
+    assert not model.teacher.model.training and model.student.training
+    assert all(torch.equal(v, model.teacher.model.state_dict()[k]) for k, v in stats.items())
 
 
 def test_teacher_runs_only_as_far_as_the_taps(model_and_batch, monkeypatch):
@@ -83,7 +83,7 @@ def test_teacher_runs_only_as_far_as_the_taps(model_and_batch, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the teacher head ran")
 
-    monkeypatch.setattr(model.teacher.bbox_head, "forward", never)
+    monkeypatch.setattr(model.teacher.model.bbox_head, "forward", never)
     assert torch.isfinite(distill_total(model.loss(inputs, samples)))
 
 

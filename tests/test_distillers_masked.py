@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import kdtools.distillers.dfmsd  # noqa: F401  (registers DFMSD)
 import kdtools.distillers.dmkd  # noqa: F401  (registers DMKD)
@@ -370,8 +369,19 @@ def test_gradients_reach_the_student(cfg):
 
 
 def test_connector_aligns_student_channels():
+    """With a 1x1 connector the loss is the loss of the projected student feature."""
     distiller = build_distiller(dict(type="DFMSD", connector="conv1x1"))
     distiller.setup([LevelPair("p3", 0, 0, 4, C, (H, W), (H, W))])
-    assert isinstance(distiller.connectors[0], nn.Module)
-    losses = distiller([torch.randn(N, 4, H, W)], [features()[1]], make_batch())
-    assert torch.isfinite(losses["loss_dfmsd_p3"])
+    plain = build_distiller(dict(type="DFMSD"))
+    plain.setup([LevelPair("p3", 0, 0, C, C, (H, W), (H, W))])
+    plain.load_state_dict({k: v for k, v in distiller.state_dict().items() if not k.startswith("connectors.")})
+    proj = distiller.connectors[0].proj
+    assert (proj.in_channels, proj.out_channels, proj.kernel_size) == (4, C, (1, 1))
+    student, teacher = torch.randn(N, 4, H, W), features()[1]
+    with torch.no_grad():
+        torch.manual_seed(0)
+        ours = distiller([student], [teacher], make_batch())["loss_dfmsd_p3"]
+        torch.manual_seed(0)
+        expected = plain([proj(student)], [teacher], make_batch())["loss_dfmsd_p3"]
+    assert ours > 0
+    torch.testing.assert_close(ours, expected)

@@ -97,7 +97,7 @@ class Snapshot(Hook):
         model = runner.model
         self.student = {k: v.detach().clone() for k, v in model.student.named_parameters()}
         self.connectors = {k: v.detach().clone() for k, v in model.distillers.named_parameters() if "connectors" in k}
-        self.teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+        self.teacher = {k: v.clone() for k, v in model.teacher.model.state_dict().items()}
 
 
 # ------------------------------------------------------------------ each pair through the Runner
@@ -128,7 +128,7 @@ def test_pair_trains_with_matched_levels_and_aligned_features(name, toy_root, te
     assert any(not torch.equal(p, snapshot.student[k]) for k, p in model.student.named_parameters())
     assert all(not torch.equal(p, snapshot.connectors[k])
                for k, p in model.distillers.named_parameters() if k in snapshot.connectors)
-    assert all(torch.equal(v, snapshot.teacher[k]) for k, v in model.teacher.state_dict().items())
+    assert all(torch.equal(v, snapshot.teacher[k]) for k, v in model.teacher.model.state_dict().items())
 
     # one batch: matched levels have the same stride; connectors, one per level where configured, map each student
     # level to its teacher level's exact shape
@@ -137,7 +137,7 @@ def test_pair_trains_with_matched_levels_and_aligned_features(name, toy_root, te
     data = model.data_preprocessor(batch, True)
     inputs, samples = data["inputs"], data["data_samples"]
     student_feats = model.student.extract_feat(inputs)
-    teacher_feats = model.teacher_levels(inputs, samples)["neck"]
+    teacher_feats = model.teacher.records(inputs, samples).levels(["neck"])
     aligned_levels = distiller.aligned_levels(student_feats, teacher_feats)
     for i, (level, (aligned, teacher)) in enumerate(zip(distiller.levels, aligned_levels, strict=True)):
         student = student_feats[level.student_index]
@@ -169,17 +169,17 @@ def test_pair_trains_with_matched_levels_and_aligned_features(name, toy_root, te
     for prefix in UNDISTILLED.get(name, ()):
         params = [p for k, p in model.student.named_parameters() if k.startswith(prefix)]
         assert params and all(p.grad is None or not p.grad.any() for p in params), prefix
-    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(p.grad is None for p in model.teacher.model.parameters())
 
 
 # ------------------------------------------------------------------ the stage-wise pair (no training needed)
 def test_stagewise_pair_matches_each_teacher_by_stride(toy_root, teacher_ckpts):
     model = build(pair_config("hetero_stagewise_faster_retina_toy.py", toy_root, teacher_ckpts))
     (distiller,) = model.distillers
-    assert type(model.teacher.backbone).__name__ == "TimmBackbone"
+    assert type(model.teacher.model.backbone).__name__ == "TimmBackbone"
     assert level_pairs(distiller) == [(f"p{i + 3}", i, i, 64, 64) for i in range(4)]
     model.set_stage(1)
-    assert model.teacher.neck.start_level == 0 and type(model.teacher).__name__ == "FasterRCNN"
+    assert model.teacher.model.neck.start_level == 0 and type(model.teacher.model).__name__ == "FasterRCNN"
     assert level_pairs(distiller) == [(f"p{i + 3}", i, i + 1, 64, 64) for i in range(4)]
 
 

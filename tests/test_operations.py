@@ -128,14 +128,14 @@ def test_stage_hook_switches_teacher_at_the_epoch_and_resumes_into_the_stage(
 
     first = run(config(tmp_path, 1))
     assert int(first.model.stage) == 0 and first.model.distiller("dfmsd").enhance == 0.0
-    assert not torch.equal(first.model.teacher.state_dict()[key], teacher_b[key])
+    assert not torch.equal(first.model.teacher.model.state_dict()[key], teacher_b[key])
 
     cfg = config(tmp_path / "resumed", 2)
     cfg.resume, cfg.load_from = True, str(tmp_path / "epoch_1.pth")
     resumed = run(cfg)
     assert int(resumed.model.stage) == 1 and resumed.model.loaded_stage == 1
     assert resumed.model.distiller("dfmsd").enhance == 2.0
-    assert torch.equal(resumed.model.teacher.state_dict()[key], teacher_b[key])
+    assert torch.equal(resumed.model.teacher.model.state_dict()[key], teacher_b[key])
     assert int(load_checkpoint_file(str(tmp_path / "resumed" / "epoch_2.pth"))["state_dict"]["stage"]) == 1
 
 
@@ -222,7 +222,7 @@ def test_amp_training_on_cpu_runs_bf16_with_a_half_precision_teacher(make_config
         return hook
 
     runner.model.student.neck.register_forward_hook(record("student"))
-    runner.model.teacher.neck.register_forward_hook(record("teacher"))
+    runner.model.teacher.model.neck.register_forward_hook(record("teacher"))
     runner.train()
     assert seen == {"student": torch.bfloat16, "teacher": torch.bfloat16}
     assert torch.isfinite(torch.tensor(runner.message_hub.get_scalar("train/loss_mgd_p3").current()))

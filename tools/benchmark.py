@@ -10,16 +10,20 @@ read then. Every phase runs on one synthetic batch (random images, random GT box
 
 - ``student``: the plain student detector of the config: loss, backward and SGD step (mmengine's
   ``OptimWrapper``, as in training).
-- ``teacher``: ``DistillDetector.teacher_levels`` on the teacher alone: eval mode, inference mode, only as
-  deep as the taps need (backbone + neck for FPN taps).
+- ``teacher``: ``Teacher.records`` (kdtools.detectors.teacher), the teacher side of a ``DistillDetector`` on its
+  own: eval mode, inference mode, only as deep as the distillers declare (backbone + neck for FPN taps, the
+  whole network for head distillers).
 - one phase per distiller: a ``DistillDetector`` with just that distiller: loss, backward and SGD step over
   the student and distiller parameters. The time spent inside the distillers' forward is taken by hooks
-  around each distiller. For distillers with generation blocks (DMKD and DFMSD: ``spatial_generators`` and
-  ``channel_generators``; MGD: ``generation``) each iteration also times the blocks alone, forward +
-  backward on random features of the matched teacher levels' shapes, and their FLOPs are counted
-  analytically: 2 x k x k x C_in x C_out x H x W x N per conv forward, x 3 for forward + backward.
+  around each distiller. For distillers with training-only blocks (those a distiller names in its
+  ``training_only`` attribute: DMKD's and DFMSD's generators, MGD's generation blocks) each iteration also
+  times the blocks alone, forward + backward on random features of the matched teacher levels' shapes, and
+  their FLOPs are counted analytically: 2 x k x k x C_in x C_out x H x W x N per conv forward, x 3 for
+  forward + backward.
 
-Each distiller takes the config's own entry of its type if there is one, else its defaults, and gets
+The distillers timed by default are every registered distiller (``DISTILLERS``) that fits the config's
+student: the feature distillers, and the head distillers whose ``head_types`` the student's head is. Each
+takes the config's own entry of its type if there is one, else its defaults; a feature distiller gets
 ``connector='conv1x1'`` where that entry names no connector and the student's and teacher's necks differ in
 width.
 
@@ -44,7 +48,8 @@ keeps one buffer, so this is an upper bound for it).
 scaler on CUDA (mmengine's ``AmpOptimWrapper``), for the student and distillation steps; distillers compute
 their losses in fp32 whatever the autocast. The teacher's precision follows the config's ``teacher_half``.
 ``--random-teacher`` saves a randomly initialised teacher checkpoint to a temporary file (timings do not
-depend on the weights). No pretrained weights are fetched: ``Pretrained`` init configs are removed.
+depend on the weights); so does a run whose config names a teacher checkpoint that does not exist yet (a
+fresh clone), saying so. No pretrained weights are fetched: ``Pretrained`` init configs are removed.
 """
 from __future__ import annotations
 
@@ -81,15 +86,13 @@ from torch import Tensor, nn
 
 import kdtools  # noqa: F401  (registers the detector and the distillers)
 from kdtools.config import expand_distill_config
-from kdtools.detectors.distill_detector import DistillDetector, InputAdapter
-from kdtools.detectors.taps import TapRecorder
-from kdtools.detectors.teacher import build_teacher, load_model_config, resolve_checkpoint
-from kdtools.registry import build_distiller
+from kdtools.detectors.distill_detector import DistillDetector
+from kdtools.detectors.teacher import Teacher, load_model_config, resolve_checkpoint
+from kdtools.distillers.head import HeadDistiller
+from kdtools.registry import DISTILLERS, build_distiller
 from kdtools.training import CPUAmpOptimWrapper
 
 DEFAULT_CONFIG = "configs/toy/pkd_retina_toy.py"
-ALL_DISTILLERS = ("PKD", "CWD", "MGD", "FGD", "DMKD", "DFMSD", "RND")
-GENERATOR_ATTRS = (("spatial_generators", "channel_generators"), ("generation",))  # DMKD and DFMSD; MGD
 DETECTOR_OPTIONS = ("teacher_half", "nonfinite")
 BAR = 1.10
 MIB = 2**20
@@ -199,7 +202,8 @@ class DistillerRow:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark distillation against the student and teacher alone")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="a distillation config")
-    parser.add_argument("--distillers", nargs="+", default=list(ALL_DISTILLERS), help="distiller types to time")
+    parser.add_argument("--distillers", nargs="+",
+                        help="distiller types to time (default: every registered one that fits the student)")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--img-size", type=int, help="square input side; default: the config's train scale")
     parser.add_argument("--iters", type=int, default=20, help="timed iterations per phase and distiller")
@@ -260,10 +264,34 @@ def distiller_configs(names: Sequence[str], configured: Sequence[dict], conv1x1:
     configs = {}
     for name in names:
         cfg = next((copy.deepcopy(c) for c in configured if c.get("type") == name), dict(type=name))
-        if conv1x1:
+        if conv1x1 and not issubclass(DISTILLERS.get(name), HeadDistiller):
             cfg.setdefault("connector", "conv1x1")
         configs[name] = cfg
     return configs
+
+
+def fitting_distillers(student: dict) -> list[str]:
+    """Every registered distiller that fits ``student``: feature distillers, and head distillers whose
+    ``head_types`` its head is (or derives from)."""
+    from mmdet.registry import MODELS
+
+    DISTILLERS.import_from_location()
+    head = (student.get("bbox_head") or {}).get("type")
+    kinds = {klass.__name__ for klass in MODELS.get(head).__mro__} if head else set()
+    return sorted(name for name, cls in DISTILLERS.module_dict.items()
+                  if not issubclass(cls, HeadDistiller) or not cls.head_types or kinds & set(cls.head_types))
+
+
+def teacher_checkpoint(teacher: dict, model: dict, workdir: str, random: bool) -> str:
+    """The teacher checkpoint to time: the config's, or a random one when asked or when the config's does not
+    exist yet (timings do not depend on the weights)."""
+    if not random:
+        try:
+            return resolve_checkpoint(teacher["config"], teacher["checkpoint"])
+        except FileNotFoundError:
+            print(f"Teacher checkpoint {teacher['checkpoint']!r} not found: timing a randomly initialised teacher "
+                  "(timings do not depend on the weights).", flush=True)
+    return save_random_teacher(model, osp.join(workdir, "random_teacher.pth"))
 
 
 def save_random_teacher(model: dict, path: str) -> str:
@@ -285,10 +313,7 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
     student = strip_pretrained(model["student"])
     teacher = model.get("teacher") or model["stages"][0]["teacher"]
     teacher_model = strip_pretrained(load_model_config(teacher["config"], teacher.get("cfg_options")).to_dict())
-    if args.random_teacher:
-        checkpoint = save_random_teacher(teacher_model, osp.join(workdir, "random_teacher.pth"))
-    else:
-        checkpoint = resolve_checkpoint(teacher["config"], teacher["checkpoint"])
+    checkpoint = teacher_checkpoint(teacher, teacher_model, workdir, args.random_teacher)
     size = (args.img_size, args.img_size) if args.img_size else train_image_size(cfg)
     divisor = int((student.get("data_preprocessor") or {}).get("pad_size_divisor", 1))
     channels = neck_channels(student), neck_channels(teacher_model)
@@ -296,7 +321,7 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
     return BenchSpec(
         student=student,
         teacher=dict(config=teacher_model, checkpoint=checkpoint),  # every phase builds what was read here
-        distillers=distiller_configs(args.distillers, model["distillers"], conv1x1),
+        distillers=distiller_configs(args.distillers or fitting_distillers(student), model["distillers"], conv1x1),
         detector_options={key: model[key] for key in DETECTOR_OPTIONS if key in model},
         batch_size=args.batch_size,
         image_size=size,
@@ -467,19 +492,13 @@ def build_trainable(cfg: dict, spec: BenchSpec) -> nn.Module:
     return prepared(model, spec).train()
 
 
-class TeacherFeatures:
-    """The teacher side of a ``DistillDetector`` on its own: the same teacher build and ``teacher_levels``."""
-
-    levels = DistillDetector.teacher_levels
-
-    def __init__(self, spec: BenchSpec) -> None:
-        self.teacher = prepared(build_teacher(spec.teacher["config"], spec.teacher["checkpoint"]), spec)
-        taps = [path for cfg in spec.distillers.values() for path in build_distiller(copy.deepcopy(cfg)).teacher_tap]
-        self.teacher_taps = TapRecorder(self.teacher, taps, "teacher")
-        teacher_dp = dict(spec.teacher["config"].get("data_preprocessor") or {})
-        student_dp = dict(spec.student.get("data_preprocessor") or {})
-        self.teacher_input = InputAdapter(student_dp, teacher_dp).to(spec.device)
-        self.teacher_half = bool(spec.detector_options.get("teacher_half", False))
+def bench_teacher(spec: BenchSpec) -> Teacher:
+    """The teacher side of a ``DistillDetector`` on its own, recording what all the timed distillers declare."""
+    taps = [tap for cfg in spec.distillers.values() for tap in build_distiller(copy.deepcopy(cfg)).teacher_taps()]
+    teacher = Teacher(spec.teacher, taps, dict(spec.student.get("data_preprocessor") or {}),
+                      bool(spec.detector_options.get("teacher_half", False)), spec.device)
+    prepared(teacher.model, spec)
+    return teacher
 
 
 def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
@@ -489,20 +508,12 @@ def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
 
 
 # --------------------------------------------------------------------------------------- generation blocks
-def generation_blocks(distiller: nn.Module) -> list[list[nn.Module]]:
-    """Per matched level, the distiller's generation blocks (one per branch); [] if it has none."""
-    for attrs in GENERATOR_ATTRS:
-        if all(hasattr(distiller, attr) for attr in attrs):
-            return [list(level) for level in zip(*(getattr(distiller, attr) for attr in attrs))]
-    return []
-
-
 def generation_shapes(model: DistillDetector, inputs: Tensor, samples: list[DetDataSample]) -> list[torch.Size]:
     """N x C x H x W of the teacher feature of each level the (single) distiller matched, for this batch."""
     distiller = model.distillers[0]
-    features = model.teacher_levels(inputs, samples)
-    levels = [level for path in distiller.teacher_tap for level in features[path]]
-    return [levels[pair.teacher_index].shape for pair in distiller.levels]
+    with torch.no_grad():
+        _, teacher = distiller.inputs(model.student_records(inputs, samples), model.teacher.records(inputs, samples))
+    return [teacher[pair.teacher_index].shape for pair in distiller.levels]
 
 
 def generation_flops(blocks: list[list[nn.Module]], shapes: Sequence[torch.Size]) -> float:
@@ -562,14 +573,14 @@ class Phase:
         self.timer: ForwardTimer | None = None
         self.generation: GenerationBlocks | None = None
         if name == "teacher":
-            self.run = partial(TeacherFeatures(spec).levels, self.inputs, self.samples)
+            self.run = partial(bench_teacher(spec).records, self.inputs, self.samples)
             return
         self.model = build_trainable(spec.student, spec) if name == "student" else distill_detector(spec, name)
         self.run = partial(train_step, self.model, optim_wrapper(self.model, spec), self.inputs, self.samples)
         if name == "student":
             return
         self.timer = ForwardTimer(self.model.distillers, self.sync)
-        blocks = generation_blocks(self.model.distillers[0])
+        blocks = self.model.distillers[0].training_only_blocks()
         if blocks:
             shapes = generation_shapes(self.model, self.inputs, self.samples)
             self.generation = GenerationBlocks(blocks, shapes, spec.device, spec.channels_last)

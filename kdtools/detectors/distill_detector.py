@@ -1,8 +1,12 @@
-"""The distillation detector: a student, a frozen teacher, taps and distillers.
+"""The distillation detector: a student, a frozen teacher and distillers, joined by records.
 
-Data flows one way: batch -> student forward (its own losses, taps recorded with grad) and teacher forward
-(eval mode, inference mode, only as deep as the taps need) -> each distiller -> named losses joined to the
-student's loss dict. ``predict`` and ``tensor`` modes run the student alone.
+Data flows one way: batch -> student forward (its own losses; its taps recorded with grad) and
+:class:`~kdtools.detectors.teacher.Teacher` records (eval mode, inference mode, only as deep as the
+distillers declared) -> each distiller, given ``d.inputs(student_records, teacher_records)`` and the batch
+-> named losses joined to the student's loss dict. ``predict`` and ``tensor`` modes run the student alone.
+
+What is recorded is what the distillers declare (``student_taps()``/``teacher_taps()``): feature maps for
+feature distillers, dense-head outputs and intermediate head features for head distillers.
 
 The teacher is kept outside the module tree: it is not in ``state_dict()`` (so never in training
 checkpoints), not in ``parameters()`` (so never in the optimizer or DDP), and stays in eval mode whatever
@@ -21,57 +25,15 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub, MMLogger
 from torch import Tensor, nn
 
-from kdtools.detectors.levels import match_levels
-from kdtools.detectors.taps import TapRecorder
-from kdtools.detectors.teacher import build_teacher, load_model_config, teacher_spec
-from kdtools.distillers.base import BaseDistiller, DistillBatch, LevelPair
+from kdtools.detectors.levels import map_shapes, match_levels
+from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
+from kdtools.detectors.teacher import Teacher, probe, teacher_spec
+from kdtools.distillers.base import BaseDistiller, DistillBatch
+from kdtools.distillers.head import HeadDistiller
 from kdtools.registry import build_distiller
 
 STAGE_KEYS = {"epochs", "teacher", "distillers"}
-
-
-def run_to_depth(model: nn.Module, inputs: Tensor, data_samples: list[DetDataSample], paths: Sequence[str]) -> None:
-    """Run ``model`` only as far as ``paths`` need: backbone, backbone + neck, or the whole network."""
-    tops = {path.split(".")[0] for path in paths}
-    if tops <= {"backbone"}:
-        model.backbone(inputs)
-    elif tops <= {"backbone", "neck"}:
-        model.extract_feat(inputs)
-    else:
-        model._forward(inputs, data_samples)
-
-
-def shapes_of(levels: Sequence[Tensor]) -> list[tuple[int, int, int]]:
-    return [(int(t.shape[1]), int(t.shape[2]), int(t.shape[3])) for t in levels]
-
-
-class InputAdapter(nn.Module):
-    """Re-normalise student inputs for a teacher trained with another mean/std/channel order."""
-
-    def __init__(self, student_dp: dict, teacher_dp: dict) -> None:
-        super().__init__()
-        s_mean, s_std = _norm(student_dp)
-        t_mean, t_std = _norm(teacher_dp)
-        flip = bool(student_dp.get("bgr_to_rgb", False)) != bool(teacher_dp.get("bgr_to_rgb", False))
-        order = [2, 1, 0] if flip else [0, 1, 2]
-        # teacher = (raw[order] - t_mean) / t_std with raw = student * s_std + s_mean
-        scale = s_std[order] / t_std
-        shift = (s_mean[order] - t_mean) / t_std
-        self.identity = not flip and torch.equal(scale, torch.ones(3)) and torch.equal(shift, torch.zeros(3))
-        self.order = order
-        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        if self.identity:
-            return inputs
-        return inputs[:, self.order] * self.scale.to(inputs.dtype) + self.shift.to(inputs.dtype)
-
-
-def _norm(dp: dict) -> tuple[Tensor, Tensor]:
-    mean = torch.tensor(dp.get("mean") or [0.0, 0.0, 0.0], dtype=torch.float32)
-    std = torch.tensor(dp.get("std") or [1.0, 1.0, 1.0], dtype=torch.float32)
-    return mean, std
+Distiller = BaseDistiller | HeadDistiller
 
 
 @MODELS.register_module()
@@ -127,8 +89,9 @@ class DistillDetector(BaseDetector):
         self.nonfinite = nonfinite
         self.probe_size = probe_size
         self._student_dp = dict(student.get("data_preprocessor") or {})
-        self.student_taps = TapRecorder(self.student, self._paths("student_tap"), "student")
-        self.student_shapes = self._probe(self.student, self.student_taps)
+        self.student_taps = TapRecorder(self.student, self._taps("student"), "student")
+        self.student_probe = probe(self.student, self.student_taps, probe_size)
+        self.teacher: Teacher | None = None
         self.loaded_stage = -1
         self.set_stage(0)
         for index in range(1, len(self.teacher_specs)):
@@ -136,31 +99,20 @@ class DistillDetector(BaseDetector):
                 self._check_stage_teacher(index)
 
     # ----------------------------------------------------------------- teacher
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "teacher":  # keep the teacher out of the module tree
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> DistillDetector:
         if getattr(self, "teacher", None) is not None:
-            self.teacher._apply(fn, *args, **kwargs)
+            self.teacher.apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def train(self, mode: bool = True) -> DistillDetector:
         super().train(mode)
         if getattr(self, "teacher", None) is not None:
-            self.teacher.eval()
+            self.teacher.model.eval()
         return self
 
-    def _load_teacher(self, index: int) -> tuple[nn.Module, TapRecorder, InputAdapter]:
-        spec = self.teacher_specs[index]
-        teacher = build_teacher(spec["config"], spec["checkpoint"], spec.get("cfg_options"))
+    def _load_teacher(self, index: int) -> Teacher:
         device = next(self.student.parameters()).device
-        teacher.to(device)
-        taps = TapRecorder(teacher, self._paths("teacher_tap"), "teacher")
-        teacher_dp = dict(load_model_config(spec["config"], spec.get("cfg_options")).get("data_preprocessor") or {})
-        return teacher, taps, InputAdapter(self._student_dp, teacher_dp).to(device)
+        return Teacher(self.teacher_specs[index], self._taps("teacher"), self._student_dp, self.teacher_half, device)
 
     def set_stage(self, index: int) -> None:
         """Load the teacher of stage ``index`` (if its spec differs from the loaded one's) and apply the distiller
@@ -170,9 +122,8 @@ class DistillDetector(BaseDetector):
             MMLogger.get_current_instance().info(
                 f"Stage {index}: teacher {self.teacher_specs[teacher_index]['checkpoint']}")
             self.teacher = None  # release the previous teacher before loading the next
-            self.teacher, self.teacher_taps, self.teacher_input = self._load_teacher(teacher_index)
-            for d, levels in zip(self.distillers, self._match(self._probe(self.teacher, self.teacher_taps))):
-                d.setup(levels)
+            self.teacher = self._load_teacher(teacher_index)
+            self._setup_distillers(self.teacher.probe(self.probe_size))
         self.loaded_stage = teacher_index
         for stage in self.stages[: index + 1]:
             for name, settings in stage.get("distillers", {}).items():
@@ -188,15 +139,16 @@ class DistillDetector(BaseDetector):
                 return index
         return max(len(self.stages) - 1, 0)
 
-    def distiller(self, name: str) -> BaseDistiller:
+    def distiller(self, name: str) -> Distiller:
         for d in self.distillers:
             if d.name == name:
                 return d
         raise KeyError(f"No distiller named {name!r}; the distillers are {[d.name for d in self.distillers]}.")
 
     # ------------------------------------------------------------------ set-up
-    def _paths(self, attr: str) -> list[str]:
-        return list(dict.fromkeys(p for d in self.distillers for p in getattr(d, attr)))
+    def _taps(self, side: str) -> list[str]:
+        """What the distillers declared they need recorded on ``side`` ('student' or 'teacher')."""
+        return list(dict.fromkeys(tap for d in self.distillers for tap in getattr(d, f"{side}_taps")()))
 
     def _check_unique_names(self) -> None:
         names = [d.name for d in self.distillers]
@@ -214,44 +166,23 @@ class DistillDetector(BaseDetector):
             )
         return dict(stage)
 
-    def _probe_inputs(self) -> tuple[Tensor, list[DetDataSample]]:
-        size = self.probe_size
-        device = next(self.student.parameters()).device
-        sample = DetDataSample(
-            metainfo=dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-                          batch_input_shape=(size, size), scale_factor=(1.0, 1.0))
-        )
-        return torch.zeros(1, 3, size, size, device=device), [sample]
-
-    @torch.no_grad()
-    def _probe(self, model: nn.Module, taps: TapRecorder) -> dict[str, list[tuple[int, int, int]]]:
-        inputs, samples = self._probe_inputs()
-        was_training = model.training
-        model.eval()
-        try:
-            with taps.recording():
-                run_to_depth(model, inputs, samples, taps.paths)
-            return {path: shapes_of(taps.levels([path])) for path in taps.paths}
-        finally:
-            model.train(was_training)
-
-    def _match(self, teacher_shapes: dict[str, list[tuple[int, int, int]]]) -> list[list[LevelPair]]:
-        """Each distiller's level pairs between the student's and the given teacher's tapped shapes."""
-        return [
-            match_levels(
-                d,
-                [s for p in d.student_tap for s in self.student_shapes[p]],
-                [s for p in d.teacher_tap for s in teacher_shapes[p]],
-                self.probe_size,
-            )
-            for d in self.distillers
-        ]
+    def _setup_distillers(self, teacher: Records, source: str | None = None) -> None:
+        """Fit every distiller to the student's and this teacher's probe records: match feature levels, check
+        head types. ``source`` names a later teacher, which must fit the distillers as built."""
+        for d in self.distillers:
+            if isinstance(d, HeadDistiller):
+                d.check_heads(self.student_probe, teacher)
+                continue
+            levels = match_levels(d, map_shapes(self.student_probe, d.student_tap, d),
+                                  map_shapes(teacher, d.teacher_tap, d), self.probe_size)
+            if source is None:
+                d.setup(levels)
+            else:
+                d.check_same_levels(levels, source)
 
     def _check_stage_teacher(self, index: int) -> None:
         """A later stage's teacher must fit the distillers as built (same levels, channels and sizes)."""
-        teacher, taps, _ = self._load_teacher(index)
-        for d, levels in zip(self.distillers, self._match(self._probe(teacher, taps))):
-            d.check_same_levels(levels, f"stage {index}'s teacher")
+        self._setup_distillers(self._load_teacher(index).probe(self.probe_size), f"stage {index}'s teacher")
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -260,7 +191,7 @@ class DistillDetector(BaseDetector):
 
     def _inherit_from_teacher(self) -> None:
         prefixes = None if self.inherit_teacher is True else tuple(self.inherit_teacher)
-        teacher_state = self.teacher.state_dict()
+        teacher_state = self.teacher.model.state_dict()
         student_state = self.student.state_dict()
         keys = [k for k in student_state if (k.startswith(prefixes) if prefixes else not k.startswith("backbone."))]
         mismatched = [k for k in keys if k not in teacher_state or teacher_state[k].shape != student_state[k].shape]
@@ -272,25 +203,20 @@ class DistillDetector(BaseDetector):
         self.student.load_state_dict({k: teacher_state[k].clone() for k in keys}, strict=False)
 
     # ---------------------------------------------------------------- forward
-    def teacher_levels(self, inputs: Tensor, data_samples: list[DetDataSample]) -> dict[str, list[Tensor]]:
-        """Tapped teacher features, computed in inference mode and returned as ordinary tensors."""
-        half = torch.float16 if inputs.device.type == "cuda" else torch.bfloat16
-        with torch.inference_mode(), torch.autocast(inputs.device.type, dtype=half, enabled=self.teacher_half):
-            with self.teacher_taps.recording():
-                run_to_depth(self.teacher, self.teacher_input(inputs), data_samples, self.teacher_taps.paths)
-            levels = {path: self.teacher_taps.levels([path]) for path in self.teacher_taps.paths}
-        return {path: [t.clone() for t in ts] for path, ts in levels.items()}
+    def student_records(self, inputs: Tensor, data_samples: list[DetDataSample]) -> Records:
+        """The student's records without its losses (for tools): run only as deep as the taps need."""
+        with self.student_taps.recording() as records:
+            run_to_depth(self.student, inputs, data_samples, self.student_taps.paths)
+        return records
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: list[DetDataSample]) -> dict[str, Tensor]:
-        with self.student_taps.recording():
+        with self.student_taps.recording() as student:
             losses = self.student.loss(batch_inputs, batch_data_samples)
-        teacher = self.teacher_levels(batch_inputs, batch_data_samples)
+        teacher = self.teacher.records(batch_inputs, batch_data_samples)
         batch = DistillBatch.from_data_samples(batch_data_samples, tuple(batch_inputs.shape[-2:]))
         distill_losses = {}
         for d in self.distillers:
-            student_feats = self.student_taps.levels(d.student_tap)
-            teacher_feats = [t for p in d.teacher_tap for t in teacher[p]]
-            distill_losses.update(d(student_feats, teacher_feats, batch))
+            distill_losses.update(d(*d.inputs(student, teacher), batch))
         return {**losses, **self._guard_nonfinite(distill_losses)}
 
     def _guard_nonfinite(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:

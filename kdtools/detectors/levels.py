@@ -4,9 +4,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from kdtools.detectors.taps import Records
 from kdtools.distillers.base import BaseDistiller, LevelPair
 
 Shape = tuple[int, int, int]  # C, H, W
+
+
+def map_shapes(records: Records, taps: Sequence[str], distiller: BaseDistiller) -> list[Shape]:
+    """C x H x W of every level of ``taps``; a record that is not an N x C x H x W map is named with the fix."""
+    shapes = []
+    for tap in taps:
+        for level in records.levels([tap]):
+            if level.dim() != 4:
+                raise ValueError(
+                    f"Distiller {distiller.name!r} ({type(distiller).__name__}) compares N x C x H x W maps, but tap "
+                    f"{tap!r} records {records.describe(tap)}. Tap a module that outputs feature maps, or use a "
+                    "distiller made for these records."
+                )
+            shapes.append((int(level.shape[1]), int(level.shape[2]), int(level.shape[3])))
+    return shapes
 
 
 def level_name(probe_size: int, height: int, index: int) -> str:

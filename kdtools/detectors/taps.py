@@ -1,12 +1,25 @@
-"""Recording module outputs ("taps") by module path, with forward hooks."""
+"""Records of a forward pass: what tapped modules produced, call by call.
+
+A tap is a module path, e.g. ``'neck'`` or ``'bbox_head.gfl_cls'``; ``'<path>:in'`` records (a copy of)
+the module's first input instead of its output (``'bbox_head.cls_convs.2.activate:in'`` is a head conv's
+feature before its activation). Every call is kept in call order: a head layer shared across levels runs once per level
+and gives one record per level; a neck returning a tuple gives one record per entry.
+
+Records are tensors of any rank: N x C x H x W maps for the feature distillers, N x L x C tokens (a
+transformer's memory or queries) and dense-head outputs (a tuple of per-level lists) for the others.
+"""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from torch import Tensor, nn
+
+INPUT_SUFFIX = ":in"
 
 
 def find_module(model: nn.Module, path: str, owner: str) -> nn.Module:
@@ -19,41 +32,140 @@ def find_module(model: nn.Module, path: str, owner: str) -> nn.Module:
     raise KeyError(f"Tap {path!r} is not a module of the {owner} ({type(model).__name__}).{hint}")
 
 
-def as_levels(output: Tensor | Sequence[Tensor]) -> list[Tensor]:
-    """A tap's output as a list of levels: a tensor is one level, a tuple/list one level per entry."""
+def module_path(tap: str) -> str:
+    """The module path of a tap (``'<path>:in'`` names the same module as ``'<path>'``)."""
+    return tap.removesuffix(INPUT_SUFFIX)
+
+
+def as_levels(output: Tensor | Sequence[Tensor], tap: str = "") -> list[Tensor]:
+    """A recorded call as a list of levels: a tensor is one level, a tuple/list one level per entry."""
     if isinstance(output, Tensor):
         return [output]
     if isinstance(output, (tuple, list)) and all(isinstance(o, Tensor) for o in output):
         return list(output)
-    raise TypeError(f"A tap must output a tensor or a tuple of tensors, got {type(output).__name__}.")
+    raise TypeError(
+        f"Tap {tap!r} records a {type(output).__name__} of {[type(o).__name__ for o in output]}, not tensors: "
+        "a feature distiller taps modules that output a tensor or a tuple of tensors. Tap a layer inside, "
+        "or use a head distiller for dense-head outputs."
+        if isinstance(output, (tuple, list)) else f"Tap {tap!r} records a {type(output).__name__}, not a tensor."
+    )
+
+
+def map_tensors(fn: Callable[[Tensor], Tensor], value: Any) -> Any:
+    """``value`` with ``fn`` applied to every tensor in it (nested tuples and lists kept)."""
+    if isinstance(value, Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(fn, v) for v in value)
+    return value
+
+
+def describe_tensor(tensor: Tensor) -> str:
+    """'64x16x16' for a map, '900x256 tokens' for N x L x C (batch dimension left out)."""
+    shape = "x".join(str(int(s)) for s in tensor.shape[1:])
+    return f"{shape} tokens" if tensor.dim() == 3 else shape
+
+
+@dataclass(frozen=True)
+class HeadOutputs:
+    """The per-level outputs of a dense head (N x K x H x W each) and the head module that produced them.
+
+    ``bbox_preds`` are what the head regresses: deltas or distances (4 channels per anchor) or, for
+    GFL-style heads, logits of a discrete distribution over ``reg_max + 1`` bins per side.
+    """
+
+    cls_scores: list[Tensor]
+    bbox_preds: list[Tensor]
+    others: tuple[list[Tensor], ...]
+    head: nn.Module
+
+    @classmethod
+    def from_output(cls, output: Any, head: nn.Module, tap: str) -> HeadOutputs:
+        lists = isinstance(output, tuple) and len(output) >= 2 and all(isinstance(o, (list, tuple)) for o in output)
+        if not lists or not all(isinstance(t, Tensor) and t.dim() == 4 for o in output[:2] for t in o):
+            raise TypeError(
+                f"Tap {tap!r} ({type(head).__name__}) does not output per-level dense predictions "
+                "(cls_scores, bbox_preds, ...) of N x K x H x W maps; a head distiller needs a dense head."
+            )
+        return cls(list(output[0]), list(output[1]), tuple(list(o) for o in output[2:]), head)
+
+
+class Records:
+    """What the taps recorded in one forward pass: per tap, one entry per call in call order."""
+
+    def __init__(self, calls: dict[str, list[Any]], modules: dict[str, nn.Module]) -> None:
+        self.calls = calls
+        self.modules = modules
+
+    def _calls(self, tap: str) -> list[Any]:
+        if tap not in self.calls or not self.calls[tap]:
+            raise RuntimeError(f"Tap {tap!r} did not run in this forward pass.")
+        return self.calls[tap]
+
+    def levels(self, taps: Sequence[str]) -> list[Tensor]:
+        """The recorded levels of ``taps``: every call of each tap in order, tuples unpacked."""
+        return [level for tap in taps for call in self._calls(tap) for level in as_levels(call, tap)]
+
+    def head(self, tap: str) -> HeadOutputs:
+        """The outputs of the dense head at ``tap`` (its last call)."""
+        return HeadOutputs.from_output(self._calls(tap)[-1], self.modules[tap], tap)
+
+    def describe(self, tap: str) -> str:
+        """'#0: 64x32x32, #1: 64x16x16' or '#0: 900x256 tokens' for the levels of ``tap``."""
+        return ", ".join(f"#{i}: {describe_tensor(t)}" for i, t in enumerate(self.levels([tap])))
+
+    def cloned(self) -> Records:
+        """A copy whose tensors are ordinary ones (records made under inference mode cannot enter autograd)."""
+        return Records({tap: map_tensors(Tensor.clone, calls) for tap, calls in self.calls.items()}, self.modules)
 
 
 class TapRecorder:
-    """Keeps the latest outputs of the given module paths of ``model`` while recording is on."""
+    """Records every call of the tapped modules of ``model`` while recording is on."""
 
-    def __init__(self, model: nn.Module, paths: Iterable[str], owner: str) -> None:
-        self.paths = list(dict.fromkeys(paths))
-        self.outputs: dict[str, Tensor | tuple[Tensor, ...]] = {}
+    def __init__(self, model: nn.Module, taps: Iterable[str], owner: str) -> None:
+        self.paths = list(dict.fromkeys(taps))
+        self.modules = {tap: find_module(model, module_path(tap), owner) for tap in self.paths}
+        self._calls: dict[str, list[Any]] = {}
         self._active = False
-        for path in self.paths:
-            find_module(model, path, owner).register_forward_hook(partial(self._record, path))
+        for tap, module in self.modules.items():
+            if tap.endswith(INPUT_SUFFIX):
+                module.register_forward_pre_hook(partial(self._record_input, tap))
+            else:
+                module.register_forward_hook(partial(self._record_output, tap))
 
-    def _record(self, path: str, module: nn.Module, args: tuple, output: Tensor | tuple[Tensor, ...]) -> None:
+    def _record_input(self, tap: str, module: nn.Module, args: tuple) -> None:
+        if self._active:  # a copy: an in-place activation would overwrite its input
+            self._calls[tap].append(map_tensors(Tensor.clone, args[0]))
+
+    def _record_output(self, tap: str, module: nn.Module, args: tuple, output: Any) -> None:
         if self._active:
-            self.outputs[path] = output
+            self._calls[tap].append(output)
 
     @contextmanager
-    def recording(self) -> Iterator[dict[str, Tensor | tuple[Tensor, ...]]]:
-        self.outputs = {}
+    def recording(self) -> Iterator[Records]:
+        """Record the calls made inside the block; the yielded records fill as the model runs."""
+        self._calls = {tap: [] for tap in self.paths}
         self._active = True
         try:
-            yield self.outputs
+            yield Records(self._calls, self.modules)
         finally:
             self._active = False
 
-    def levels(self, paths: Sequence[str]) -> list[Tensor]:
-        """The recorded levels of ``paths``, concatenated in order."""
-        missing = [p for p in paths if p not in self.outputs]
-        if missing:
-            raise RuntimeError(f"Taps {missing} did not run in this forward pass.")
-        return [level for path in paths for level in as_levels(self.outputs[path])]
+
+def run_to_depth(model: nn.Module, inputs: Tensor, data_samples: list, taps: Sequence[str]) -> None:
+    """Run ``model`` only as far as ``taps`` need: backbone, backbone + neck, or the whole network.
+
+    A single-stage detector's head is called as a module (its ``_forward`` calls ``bbox_head.forward``, which
+    hooks do not see), so that a tap on the head itself records its outputs.
+    """
+    from mmdet.models.detectors import SingleStageDetector
+
+    tops = {module_path(tap).split(".")[0] for tap in taps}
+    if tops <= {"backbone"}:
+        model.backbone(inputs)
+    elif tops <= {"backbone", "neck"}:
+        model.extract_feat(inputs)
+    elif isinstance(model, SingleStageDetector):
+        model.bbox_head(model.extract_feat(inputs))
+    else:
+        model._forward(inputs, data_samples)

@@ -1,16 +1,25 @@
-"""Building a frozen teacher from a config and a checkpoint, with errors that name the fix."""
+"""The frozen teacher: built from a config and a checkpoint (errors name the fix), run for its records.
+
+:class:`Teacher` owns everything on the teacher side of a step: the frozen model, its taps, the input
+adapter (the student's normalisation re-done for the teacher), half precision, and the probe that reads
+the shapes of its records at build time. ``Teacher.records(inputs, samples)`` runs the model in eval and
+inference mode only as deep as the taps need and returns ordinary tensors.
+"""
 from __future__ import annotations
 
 import os.path as osp
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from mmdet.structures import DetDataSample
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import find_latest_checkpoint
 from mmengine.utils import get_installed_path
-from torch import nn
+from torch import Tensor, nn
 
 from kdtools.checkpoint import load_checkpoint_file, state_dict_of
+from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 
 MAX_KEYS_SHOWN = 10
 
@@ -103,3 +112,92 @@ def teacher_spec(value: Any) -> dict:
     if unknown:
         raise ValueError(f"Unknown teacher keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     return dict(value)
+
+
+class InputAdapter(nn.Module):
+    """Re-normalise student inputs for a teacher trained with another mean/std/channel order."""
+
+    def __init__(self, student_dp: dict, teacher_dp: dict) -> None:
+        super().__init__()
+        s_mean, s_std = _norm(student_dp)
+        t_mean, t_std = _norm(teacher_dp)
+        flip = bool(student_dp.get("bgr_to_rgb", False)) != bool(teacher_dp.get("bgr_to_rgb", False))
+        order = [2, 1, 0] if flip else [0, 1, 2]
+        # teacher = (raw[order] - t_mean) / t_std with raw = student * s_std + s_mean
+        scale = s_std[order] / t_std
+        shift = (s_mean[order] - t_mean) / t_std
+        self.identity = not flip and torch.equal(scale, torch.ones(3)) and torch.equal(shift, torch.zeros(3))
+        self.order = order
+        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if self.identity:
+            return inputs
+        return inputs[:, self.order] * self.scale.to(inputs.dtype) + self.shift.to(inputs.dtype)
+
+
+def _norm(dp: dict) -> tuple[Tensor, Tensor]:
+    mean = torch.tensor(dp.get("mean") or [0.0, 0.0, 0.0], dtype=torch.float32)
+    std = torch.tensor(dp.get("std") or [1.0, 1.0, 1.0], dtype=torch.float32)
+    return mean, std
+
+
+def probe_inputs(size: int, device: torch.device) -> tuple[Tensor, list[DetDataSample]]:
+    """A blank ``size`` x ``size`` image and its metadata."""
+    shape = (size, size)
+    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
+                                         scale_factor=(1.0, 1.0)))
+    return torch.zeros(1, 3, size, size, device=device), [sample]
+
+
+@torch.no_grad()
+def probe(model: nn.Module, taps: TapRecorder, size: int) -> Records:
+    """The records of ``model`` (in eval mode) on a blank image: what the taps give and their shapes."""
+    inputs, samples = probe_inputs(size, next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    try:
+        with taps.recording() as records:
+            run_to_depth(model, inputs, samples, taps.paths)
+        return records
+    finally:
+        model.train(was_training)
+
+
+class Teacher:
+    """The frozen teacher of a run and the records it gives each step.
+
+    Args:
+        spec: ``dict(config=..., checkpoint=..., cfg_options=None)``.
+        taps: what the distillers declared they need from the teacher (module paths, ``'<path>:in'``).
+        student_preprocessor: the student's data preprocessor config (its normalisation).
+        half: run in half precision (fp16 on GPU, bf16 on CPU).
+        device: where the model goes.
+    """
+
+    def __init__(self, spec: dict, taps: Sequence[str], student_preprocessor: dict, half: bool = False,
+                 device: torch.device | str = "cpu") -> None:
+        self.spec = spec
+        self.model = build_teacher(spec["config"], spec["checkpoint"], spec.get("cfg_options")).to(device)
+        self.taps = TapRecorder(self.model, taps, "teacher")
+        config = load_model_config(spec["config"], spec.get("cfg_options"))
+        self.input_adapter = InputAdapter(student_preprocessor, dict(config.get("data_preprocessor") or {}))
+        self.input_adapter.to(device)
+        self.half = half
+
+    def records(self, inputs: Tensor, data_samples: list[DetDataSample]) -> Records:
+        """The tapped records of this batch, computed in inference mode and returned as ordinary tensors."""
+        dtype = torch.float16 if inputs.device.type == "cuda" else torch.bfloat16
+        with torch.inference_mode(), torch.autocast(inputs.device.type, dtype=dtype, enabled=self.half):
+            with self.taps.recording() as records:
+                run_to_depth(self.model, self.input_adapter(inputs), data_samples, self.taps.paths)
+        return records.cloned()
+
+    def probe(self, size: int) -> Records:
+        return probe(self.model, self.taps, size)
+
+    def apply(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        """Apply a ``Module._apply`` function (``.to()``, ``.half()``, ...) to the model and the adapter."""
+        self.model._apply(fn, *args, **kwargs)
+        self.input_adapter._apply(fn, *args, **kwargs)

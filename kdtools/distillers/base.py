@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from mmengine.model import BaseModule
@@ -30,6 +31,9 @@ from torch import Tensor, nn
 from kdtools.modules.connectors import Connector
 from kdtools.modules.gt_masks import background_mask, foreground_mask
 from kdtools.schedules import LossSchedule
+
+if TYPE_CHECKING:
+    from kdtools.detectors.taps import Records
 
 
 @dataclass(frozen=True)
@@ -49,21 +53,29 @@ class DistillBatch:
     """What a distiller may need from the batch: GT boxes, image shapes and cached masks.
 
     ``maps`` lets one distiller hand a per-level map to the distillers after it (e.g. RND's novelty map):
-    ``batch.maps[key][level_name] -> N x H x W``.
+    ``batch.maps[key][level_name] -> N x H x W``. ``cache`` keeps what several distillers of a step share
+    (a head's assigner results, see :mod:`kdtools.distillers.head`). ``gt_labels`` and ``img_metas`` (the
+    data samples' metainfo) are there for methods that assign targets the way the head does.
     """
 
-    def __init__(self, gt_bboxes: list[Tensor], img_shapes: list[tuple[int, int]], input_shape: tuple[int, int]):
+    def __init__(self, gt_bboxes: list[Tensor], img_shapes: list[tuple[int, int]], input_shape: tuple[int, int],
+                 gt_labels: list[Tensor] | None = None, img_metas: list[dict] | None = None):
         self.gt_bboxes = gt_bboxes
+        self.gt_labels = gt_labels
         self.img_shapes = img_shapes
+        self.img_metas = img_metas
         self.input_shape = tuple(input_shape)
+        self.cache: dict[tuple, object] = {}
         self.maps: dict[str, dict[str, Tensor]] = {}
         self._fg_cache: dict[tuple[int, int], Tensor] = {}
 
     @classmethod
     def from_data_samples(cls, data_samples: Sequence, input_shape: tuple[int, int]) -> DistillBatch:
         gt_bboxes = [sample.gt_instances.bboxes for sample in data_samples]
+        gt_labels = [sample.gt_instances.labels for sample in data_samples]
         img_shapes = [tuple(sample.metainfo.get("img_shape", input_shape)) for sample in data_samples]
-        return cls(gt_bboxes, img_shapes, input_shape)
+        img_metas = [sample.metainfo for sample in data_samples]
+        return cls(gt_bboxes, img_shapes, input_shape, gt_labels, img_metas)
 
     def foreground(self, size: Sequence[int]) -> Tensor:
         """N x H x W inverse-area foreground mask (smallest box wins), cached per size."""
@@ -99,6 +111,7 @@ class BaseDistiller(BaseModule):
     """
 
     settable: tuple[str, ...] = ("loss_weight",)
+    training_only: tuple[str, ...] = ()  # attributes holding per-level modules used in training only
 
     def __init__(
         self,
@@ -174,6 +187,24 @@ class BaseDistiller(BaseModule):
     def visual_maps(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> dict[str, Tensor]:
         """Maps (N x H x W) this distiller uses on level ``index``, for ``tools/visualize.py``; none by default."""
         return {}
+
+    def student_taps(self) -> list[str]:
+        """What this distiller needs recorded in the student."""
+        return self.student_tap
+
+    def teacher_taps(self) -> list[str]:
+        """What this distiller needs recorded in the teacher (the teacher runs only as deep as these)."""
+        return self.teacher_tap
+
+    def inputs(self, student: Records, teacher: Records) -> tuple[list[Tensor], list[Tensor]]:
+        """The arguments of ``forward`` besides the batch: the tapped student and teacher levels."""
+        return student.levels(self.student_tap), teacher.levels(self.teacher_tap)
+
+    def training_only_blocks(self) -> list[list[nn.Module]]:
+        """Per matched level, the modules named in ``training_only`` (one per attribute); [] if none."""
+        if not self.training_only:
+            return []
+        return [list(level) for level in zip(*(getattr(self, attr) for attr in self.training_only))]
 
     def aligned_levels(self, student: Sequence[Tensor], teacher: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
         """The (student, teacher) pair of each matched level in fp32, the student passed through its connector."""

@@ -60,6 +60,7 @@ class DualMaskDistiller(BaseDistiller):
     """
 
     settable = (*BaseDistiller.settable, "mask_ratio")
+    training_only = ("spatial_generators", "channel_generators")
 
     def __init__(
         self,

@@ -39,6 +39,8 @@ class MGD(BaseDistiller):
         **kwargs: :class:`BaseDistiller` arguments.
     """
 
+    training_only = ("generation",)
+
     def __init__(
         self, alpha_mgd: float = 2e-5, lambda_mgd: float = 0.65, spatial_weight: str | None = None, **kwargs
     ) -> None:

@@ -1,0 +1,261 @@
+"""The records layer and the head distillers: per-call taps, token records, LD, CrossKD and BCKD in numbers."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, build_plain, save_random_checkpoint, toy_distill_config
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+from kdtools.config import expand_distill_config
+from kdtools.detectors.levels import map_shapes
+from kdtools.detectors.taps import TapRecorder, run_to_depth
+from kdtools.distillers import DistillBatch
+from kdtools.registry import build_distiller
+
+GFL_STUDENT = ROOT / "configs/toy/gfl_toy_student.py"
+GFL_TEACHER = ROOT / "configs/toy/gfl_toy_teacher.py"
+SIZE = 128
+LEVEL_SIDES = [16, 8, 4, 2, 1]  # P3-P7 of a 128 x 128 input
+BOXES = [torch.tensor([[10.0, 12.0, 60.0, 50.0], [70.0, 64.0, 120.0, 126.0]]), torch.tensor([[30.0, 20.0, 94.0, 80.0]])]
+LABELS = [torch.tensor([1, 3]), torch.tensor([0])]
+
+
+@pytest.fixture(scope="module")
+def gfl_teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return save_random_checkpoint(GFL_TEACHER, tmp_path_factory.mktemp("gfl_teacher") / "teacher.pth")
+
+
+def gfl_config(toy_root: str, checkpoint: str, distill: list[dict]) -> Config:
+    return toy_distill_config(toy_root, checkpoint, distill, student=GFL_STUDENT, teacher=GFL_TEACHER)
+
+
+def build(cfg: Config):
+    model = MODELS.build(expand_distill_config(cfg).model)
+    model.init_weights()
+    return model.train()
+
+
+def batch_data(n: int = 2) -> tuple[torch.Tensor, list]:
+    """Random normalised images with the fixed GT boxes above, as data samples."""
+    from mmdet.structures import DetDataSample
+
+    torch.manual_seed(1)
+    inputs = torch.randn(n, 3, SIZE, SIZE)
+    samples = []
+    for boxes, labels in zip(BOXES[:n], LABELS[:n]):
+        shape = (SIZE, SIZE)
+        sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                             batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=labels)
+        samples.append(sample)
+    return inputs, samples
+
+
+def head_outputs(toy_root: str, checkpoint: str, distill: list[dict]):
+    """A DistillDetector of the toy GFL pair, the distiller's inputs on a fixed batch, and the batch."""
+    model = build(gfl_config(toy_root, checkpoint, distill))
+    inputs, samples = batch_data()
+    with model.student_taps.recording() as student:
+        model.student.loss(inputs, samples)
+    teacher = model.teacher.records(inputs, samples)
+    d = model.distillers[0]
+    return model, d, d.inputs(student, teacher), DistillBatch.from_data_samples(samples, (SIZE, SIZE))
+
+
+# ------------------------------------------------------------------------------------------------ records
+def test_a_shared_head_layer_gives_one_record_per_level():
+    model = build_plain(GFL_STUDENT).eval()
+    taps = ["bbox_head.gfl_cls", "bbox_head.cls_convs.1.activate:in", "bbox_head.cls_convs.1", "bbox_head"]
+    recorder = TapRecorder(model, taps, "student")
+    inputs, samples = batch_data()
+    with torch.no_grad(), recorder.recording() as records:
+        run_to_depth(model, inputs, samples, taps)
+    scores = records.levels(["bbox_head.gfl_cls"])
+    assert [tuple(s.shape) for s in scores] == [(2, 5, side, side) for side in LEVEL_SIDES]
+    head = records.head("bbox_head")
+    assert all(torch.equal(a, b) for a, b in zip(scores, head.cls_scores))
+    assert [tuple(b.shape) for b in head.bbox_preds] == [(2, 4 * 9, side, side) for side in LEVEL_SIDES]
+    pre, post = records.levels(["bbox_head.cls_convs.1.activate:in"]), records.levels(["bbox_head.cls_convs.1"])
+    assert len(pre) == len(post) == 5
+    assert all(p.min() < 0 for p in pre), "the input of the in-place ReLU must be recorded before it runs"
+    assert all(torch.equal(F.relu(p), q) for p, q in zip(pre, post))
+    assert records.describe("bbox_head.gfl_cls") == "#0: 5x16x16, #1: 5x8x8, #2: 5x4x4, #3: 5x2x2, #4: 5x1x1"
+
+
+def test_token_records_are_described_and_refused_by_feature_distillers():
+    from mmdet.models.layers import DetrTransformerEncoder
+
+    encoder = DetrTransformerEncoder(num_layers=2, layer_cfg=dict(
+        self_attn_cfg=dict(embed_dims=32, num_heads=4, batch_first=True),
+        ffn_cfg=dict(embed_dims=32, feedforward_channels=64))).eval()
+    recorder = TapRecorder(encoder, ["layers.0", "layers.1"], "teacher")
+    tokens = torch.randn(2, 50, 32)
+    with torch.no_grad(), recorder.recording() as records:
+        memory = encoder(tokens, torch.zeros_like(tokens), key_padding_mask=None)
+    assert records.describe("layers.1") == "#0: 50x32 tokens"
+    assert torch.equal(records.levels(["layers.1"])[0], memory)
+    pkd = build_distiller(dict(type="PKD", student_tap="layers.0"))
+    with pytest.raises(ValueError, match=r"compares N x C x H x W maps, but tap 'layers.0' records #0: 50x32 tokens"):
+        map_shapes(records, ["layers.0"], pkd)
+
+
+def test_a_head_distiller_on_a_head_without_distributions_fails_at_build(make_config):
+    with pytest.raises(ValueError, match=r"LD 'ld' needs box distributions.*the student's 'bbox_head' is RetinaHead"):
+        build(make_config([dict(type="LD")]))
+
+
+def test_cwd_on_a_shared_head_layer(toy_root, gfl_teacher_ckpt):
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CWD", student_tap="bbox_head.gfl_cls")]))
+    assert [(lv.name, lv.student_channels, lv.student_size) for lv in model.distillers[0].levels] == [
+        (f"p{i}", 5, (256 // 2**i, 256 // 2**i)) for i in range(3, 8)]
+    losses = model.loss(*batch_data())
+    assert {f"loss_cwd_p{i}" for i in range(3, 8)} <= set(losses)
+    assert all(losses[f"loss_cwd_p{i}"] > 0 for i in range(3, 6))
+
+
+# --------------------------------------------------------------------------------------------------- LD
+def test_ld_equals_mmdet_ld_head_loss(toy_root, gfl_teacher_ckpt):
+    model, ld, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt,
+                                                        [dict(type="LD", tau=10.0, vlr_weight=0.0)])
+    cfg = Config.fromfile(str(GFL_STUDENT)).model
+    ld_head = MODELS.build(dict(cfg.bbox_head, type="LDHead", train_cfg=cfg.train_cfg,
+                                loss_ld=dict(type="KnowledgeDistillationKLDivLoss", loss_weight=0.25, T=10)))
+    ld_head.load_state_dict(model.student.bbox_head.state_dict())
+    gt = [InstanceData(bboxes=b, labels=lb) for b, lb in zip(BOXES, LABELS)]
+    reference = ld_head.loss_by_feat(student.cls_scores, student.bbox_preds, gt, batch.img_metas,
+                                     soft_targets=teacher.bbox_preds)
+    ours = ld(student, teacher, batch)
+    assert set(ours) == {"loss_ld"}
+    expected = sum(reference["loss_ld"])
+    assert expected > 0
+    torch.testing.assert_close(ours["loss_ld"], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_ld_valuable_localization_region(toy_root, gfl_teacher_ckpt):
+    _, ld, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="LD", vlr_iou=0.25)])
+    losses = ld(student, teacher, batch)
+    assert losses["loss_ld_vlr"] > 0 and losses["loss_ld"] > 0
+    ld.vlr_iou = 1.01  # no anchor overlaps a box that much: the region is empty
+    assert float(ld(student, teacher, batch)["loss_ld_vlr"]) == 0
+    assert float(ld(student, student, batch)["loss_ld"]) == pytest.approx(0, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- CrossKD
+def pre_activation(convs, x: torch.Tensor, count: int) -> torch.Tensor:
+    """The output of the ``count``-th ConvModule before its ReLU, by hand (conv, GroupNorm)."""
+    for conv in convs[: count - 1]:
+        x = conv(x)
+    last = convs[count - 1]
+    return last.gn(last.conv(x))
+
+
+def test_crosskd_crossed_predictions_are_the_teacher_head_on_student_features(toy_root, gfl_teacher_ckpt):
+    model, crosskd, (student, teacher), _ = head_outputs(toy_root, gfl_teacher_ckpt,
+                                                         [dict(type="CrossKD", reused_layer=2)])
+    inputs, _ = batch_data()
+    s_head, t_head = model.student.bbox_head, model.teacher.model.bbox_head
+    cls_scores, bbox_preds = crosskd.crossed(student, teacher)
+    with torch.no_grad():
+        s_feats, t_feats = model.student.extract_feat(inputs), model.teacher.model.extract_feat(inputs)
+        for level, (s_x, t_x) in enumerate(zip(s_feats, t_feats)):
+            crossed = []
+            for s_convs, t_convs in ((s_head.cls_convs, t_head.cls_convs), (s_head.reg_convs, t_head.reg_convs)):
+                s_pre, t_pre = pre_activation(s_convs, s_x, 2), pre_activation(t_convs, t_x, 2)
+                s_mean, s_std = s_pre.mean(dim=(0, 2, 3), keepdim=True), s_pre.std(dim=(0, 2, 3), keepdim=True)
+                t_mean, t_std = t_pre.mean(dim=(0, 2, 3), keepdim=True), t_pre.std(dim=(0, 2, 3), keepdim=True)
+                x = F.relu((s_pre - s_mean) / (s_std + 1e-6) * t_std + t_mean)
+                crossed.append(t_convs[3](t_convs[2](x)))
+            torch.testing.assert_close(cls_scores[level], t_head.gfl_cls(crossed[0]), rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(bbox_preds[level], t_head.scales[level](t_head.gfl_reg(crossed[1])),
+                                       rtol=1e-4, atol=1e-5)
+
+
+def test_crosskd_trains_the_student_through_a_frozen_teacher_head(toy_root, gfl_teacher_ckpt):
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=2)]))
+    before = {k: v.clone() for k, v in model.teacher.model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs, samples = batch_data()
+    for _ in range(3):
+        optimizer.zero_grad()
+        losses = model.loss(inputs, samples)
+        assert losses["loss_crosskd_cls"] > 0 and losses["loss_crosskd_box"] > 0
+        distill = losses["loss_crosskd_cls"] + losses["loss_crosskd_box"]
+        head = model.student.bbox_head
+        params = [head.cls_convs[1].conv.weight, head.reg_convs[1].conv.weight, head.gfl_cls.weight]
+        grads = torch.autograd.grad(distill, params, retain_graph=True, allow_unused=True)
+        assert grads[0].abs().sum() > 0 and grads[1].abs().sum() > 0
+        assert grads[2] is None, "crossed predictions use the teacher's predictors, not the student's"
+        model.parse_losses(losses)[0].backward()
+        optimizer.step()
+    assert all(p.grad is None for p in model.teacher.model.parameters())
+    assert all(torch.equal(v, model.teacher.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_crosskd_needs_heads_of_equal_width(toy_root, gfl_teacher_ckpt):
+    cfg = gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=2)])
+    cfg.model.bbox_head.feat_channels = 32
+    with pytest.raises(ValueError, match=r"student's head features \(32 channels\).*\(64 channels\)"):
+        build(cfg)
+
+
+# ------------------------------------------------------------------------------------------------- BCKD
+def flat(maps: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps])
+
+
+def test_bckd_terms_against_a_direct_computation(toy_root, gfl_teacher_ckpt):
+    model, bckd, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="BCKD", beta=1.5)])
+    losses = bckd(student, teacher, batch)
+    head = model.student.bbox_head
+    with torch.no_grad():
+        sizes = [s.shape[-2:] for s in student.cls_scores]
+        anchors, valid = head.get_anchors(sizes, batch.img_metas, device="cpu")
+        gt = [InstanceData(bboxes=b, labels=lb) for b, lb in zip(BOXES, LABELS)]
+        anchors, labels, label_weights, _, _, num_pos = head.get_targets(anchors, valid, gt, batch.img_metas)
+        weights = torch.cat([w.reshape(-1) for w in label_weights])
+        # classification: BCE written out, focal factor |p_s - p_t|^beta, normalised by the positives
+        p_s, p_t = flat(student.cls_scores).sigmoid(), flat(teacher.cls_scores).sigmoid()
+        bce = -(p_t * torch.log(p_s) + (1 - p_t) * torch.log(1 - p_s))
+        cls = (bce * (p_s - p_t).abs() ** 1.5 * weights[:, None]).sum() / num_pos
+        # localization: expected distance per side from the bin probabilities, boxes in stride units, 1 - IoU
+        strides = torch.cat([torch.full((a.shape[0] * a.shape[1],), s) for a, s in zip(anchors, [8, 16, 32, 64, 128])])
+        anchor_boxes = torch.cat([a.reshape(-1, 4) for a in anchors])
+        centres = (anchor_boxes[:, :2] + anchor_boxes[:, 2:]) / 2 / strides[:, None]
+
+        def boxes(maps):
+            distances = (flat(maps).reshape(-1, 4, 9).softmax(-1) * torch.arange(9.0)).sum(-1)
+            return torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], dim=1)
+
+        b_s, b_t = boxes(student.bbox_preds), boxes(teacher.bbox_preds)
+        corner_min, corner_max = torch.maximum(b_s[:, :2], b_t[:, :2]), torch.minimum(b_s[:, 2:], b_t[:, 2:])
+        overlap = (corner_max - corner_min).clamp(min=0).prod(1)
+        area = lambda b: (b[:, 2:] - b[:, :2]).prod(1)  # noqa: E731
+        iou = overlap / (area(b_s) + area(b_t) - overlap)
+        v = p_t.max(dim=1).values * (weights > 0)
+        loc = (v * (1 - iou)).sum() / v.sum()
+    torch.testing.assert_close(losses["loss_bckd_cls"], cls, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses["loss_bckd_loc"], 2.0 * loc, rtol=1e-4, atol=1e-6)
+    assert cls > 0 and loc > 0
+
+
+def test_head_distillers_train_end_to_end_with_named_losses(toy_root, gfl_teacher_ckpt):
+    distill = [dict(type="LD"), dict(type="BCKD"), dict(type="CrossKD", reused_layer=2), dict(type="PKD")]
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, distill))
+    losses = model.loss(*batch_data())
+    names = {"loss_ld", "loss_ld_vlr", "loss_bckd_cls", "loss_bckd_loc", "loss_crosskd_cls", "loss_crosskd_box"}
+    assert names <= set(losses) and {f"loss_pkd_p{i}" for i in range(3, 8)} <= set(losses)
+    assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in names)
+    assert model._taps("teacher") == ["bbox_head", "bbox_head.cls_convs.1.activate:in",
+                                      "bbox_head.reg_convs.1.activate:in", "neck"]
+    assert not any(k.startswith("teacher") for k in model.state_dict())
+
+
+def test_gfl_toy_configs_pair_the_heads():
+    student, teacher = Config.fromfile(str(GFL_STUDENT)).model, Config.fromfile(str(GFL_TEACHER)).model
+    assert student.type == teacher.type == "GFL"
+    assert (student.bbox_head.stacked_convs, teacher.bbox_head.stacked_convs) == (2, 4)
+    keys = ("num_classes", "feat_channels", "reg_max", "anchor_generator")
+    assert all(student.bbox_head[k] == teacher.bbox_head[k] for k in keys)

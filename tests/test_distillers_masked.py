@@ -136,7 +136,7 @@ def test_dmkd_sigmoid_and_fixed_fusion():
 
 def test_dmkd_rejects_bad_config():
     with pytest.raises(ValueError, match="mask_rule"):
-        build_distiller(dict(type="DMKD", mask_rule="random"))
+        build_distiller(dict(type="DMKD", mask_rule="most"))
     with pytest.raises(ValueError, match="fusion"):
         build_distiller(dict(type="DMKD", fusion="mean"))
 
@@ -217,7 +217,7 @@ def test_dfmsd_default_weights_and_apply_settings():
     assert (distiller.enhance, distiller.mask_ratio, distiller.alpha_dfmsd) == (2.5, 0.4, 3e-6)
     spatial, _ = distiller.masks(features()[1], make_batch())
     assert ((1 - spatial).sum(dim=(1, 2, 3)) == round(0.4 * H * W)).all()
-    assert set(distiller.settable) == {"loss_weight", "enhance", "mask_ratio", "alpha_dfmsd"}
+    assert set(distiller.settable) == {"loss_weight", "enhance", "mask_ratio", "channel_mask_ratio", "alpha_dfmsd"}
     with pytest.raises(ValueError, match=r"'temp'.*'enhance'.*'alpha_dfmsd'"):
         distiller.apply_settings(temp=1.0)
     with pytest.raises(ValueError, match="mask_ratio"):
@@ -238,6 +238,71 @@ def test_dual_mask_visual_maps():
     assert torch.equal(maps["masked positions"], 1 - spatial[:, 0])
     inside = make_batch().inside_boxes((H, W))
     torch.testing.assert_close(maps["selection score"], spatial_attention(teacher, 0.5) * (1 + inside))
+
+
+# ---------------------------------------------------------------------------- DMKD / DFMSD ablation options
+
+
+def test_bottomk_masks_the_least_attended_entries():
+    positions, channels = random_ranks()
+    distiller = make(dict(type="DMKD", mask_ratio=RATIO, mask_rule="bottomk"))
+    spatial, channel = distiller.masks(ranked_teacher(positions, channels), make_batch())
+    assert torch.equal(spatial.reshape(N, H * W), top_keep(-positions, 10))
+    assert torch.equal(channel.reshape(N, C), top_keep(-channels, 5))
+
+
+def test_random_rule_ignores_the_scores():
+    torch.manual_seed(0)
+    scores = torch.linspace(0.1, 3.0, 16).repeat(4000, 1)
+    frequency = select_masked(scores, 0.25, "random").float().mean(dim=0)
+    torch.testing.assert_close(frequency, torch.full((16,), 0.25), atol=0.03, rtol=0)
+
+
+def test_separate_channel_mask_ratio():
+    positions, channels = random_ranks()
+    distiller = make(dict(type="DMKD", mask_ratio=RATIO, channel_mask_ratio=0.25))
+    spatial, channel = distiller.masks(ranked_teacher(positions, channels), make_batch())
+    assert torch.equal(spatial.reshape(N, H * W), top_keep(positions, 10))
+    assert torch.equal(channel.reshape(N, C), top_keep(channels, 2))
+
+
+def test_enhancement_as_loss_weight_inside_boxes():
+    student, teacher = features()
+    torch.manual_seed(3)
+    weighted = make(dict(type="DFMSD", align=None, alpha_dfmsd=1.0, enhance=3.0, enhance_mode="weight"))
+    torch.manual_seed(3)
+    plain = make(dict(type="DFMSD", align=None, alpha_dfmsd=1.0, enhance=0.0))
+    batch = make_batch()
+    assert torch.equal(weighted.masks(teacher, batch)[0], plain.masks(teacher, batch)[0])  # selection unbiased
+    with torch.no_grad():
+        error = (teacher - plain.reconstruct(student, teacher, batch, 0)).pow(2)
+        expected = (error * (1 + 3.0 * batch.inside_boxes((H, W)))[:, None]).sum() / N
+        torch.testing.assert_close(weighted([student], [teacher], batch)["loss_dfmsd_p3"], expected)
+        assert expected > error.sum() / N
+
+
+def test_masks_from_the_raw_teacher_attention():
+    positions, channels = random_ranks()
+    teacher = ranked_teacher(positions, channels) + 3.0 * torch.arange(C).reshape(1, C, 1, 1)  # channel offsets
+    student = torch.randn(N, C, H, W)
+    raw = make(dict(type="DFMSD", enhance=0.0, attention_from="raw", mask_ratio=RATIO))
+    aligned = make(dict(type="DFMSD", enhance=0.0, mask_ratio=RATIO))
+    maps = raw.visual_maps(student, teacher, make_batch(), 0)
+    assert torch.equal(maps["masked positions"], 1 - raw.masks(teacher, make_batch())[0][:, 0])
+    assert not torch.equal(maps["masked positions"], aligned.visual_maps(student, teacher, make_batch(), 0)[
+        "masked positions"])
+
+
+def test_fusion_weights_are_logged_per_level():
+    distiller = build_distiller(dict(type="DMKD", name="dm"))
+    distiller.setup([LevelPair(f"p{i}", i - 3, i - 3, C, C, (H, W), (H, W)) for i in (3, 4)])
+    with torch.no_grad():
+        distiller.fusion_logits[1].copy_(torch.tensor([2.0, 0.0]))
+    logged = distiller.log_values()
+    assert set(logged) == {"dm_ws_p3", "dm_ws_p4"}
+    assert float(logged["dm_ws_p3"]) == 0.5
+    torch.testing.assert_close(logged["dm_ws_p4"], torch.sigmoid(torch.tensor(2.0)))
+    assert make(dict(type="DMKD", fusion="fixed")).log_values() == {}
 
 
 # ------------------------------------------------------------------------------------------------ RND

@@ -57,7 +57,9 @@ def test_schedule_values():
 # ------------------------------------------------------------- exact resume
 @pytest.mark.parametrize("loop", ["epoch", "iter"])
 def test_killed_run_resumes_to_identical_weights(make_config, tmp_path, loop):
-    distill = [dict(type="MGD", connector="conv1x1", schedule=dict(warmup_iters=5)),
+    # MGD calibrates its weight over 6 iterations: the checkpoint the run resumes from falls inside them.
+    distill = [dict(type="MGD", connector="conv1x1", schedule=dict(warmup_iters=5), loss_weight="auto",
+                    auto_ratio=0.5, auto_iters=6),
                dict(type="RND", connector="conv1x1")]
 
     def config(work_dir: Path):
@@ -84,6 +86,9 @@ def test_killed_run_resumes_to_identical_weights(make_config, tmp_path, loop):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa if isinstance(sa[k], Tensor))
     assert resumed.model.distillers[0].loss_scale == full.model.distillers[0].loss_scale == 1.0
+    calibration = a["state_dict"]["distillers.0.calibration.steps"], a["state_dict"]["distillers.0.calibration.weight"]
+    assert int(calibration[0]) == 6 and float(calibration[1]) != 1.0
+    assert resumed.model.distillers[0].calibration.done
 
 
 def test_atomic_write_keeps_the_previous_file(tmp_path):

@@ -1,11 +1,14 @@
-"""The accuracy studies on the toy data.
+"""The accuracy studies: every distiller on the toy data and on real photos, heterogeneous pairs, ablations.
 
-    python tools/results.py [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd] [--work-dir work_dirs/results]
-                            [--teacher TRAINED_TEACHER]
+    python tools/results.py [--study distillers|real] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd]
+                            [--work-dir DIR] [--teacher TRAINED_TEACHER]
+    python tools/results.py --study ablations [--seeds 0] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
 
-``--study distillers`` (the default) trains the toy teacher once (or reuses it), then for each seed the student
-without distillation and with each method, same schedule. ``--study hetero`` trains (or reuses) the Faster R-CNN,
+``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
+teacher once (or reuse it), then for each seed the student without distillation and with each method, same
+schedule. ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and DFMSD) against
+the BCCD student and teacher. ``--study hetero`` trains (or reuses) the Faster R-CNN,
 ConvNeXt and RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
 ``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Either prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
@@ -14,16 +17,36 @@ numbers to the work dir (results.md, results.json). Finished runs are recorded a
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os.path as osp
 import statistics
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import kdtools  # noqa: F401
 from kdtools.experiments import METRICS, evaluate, train_and_evaluate
 
-TEACHER = "configs/toy/retinanet_toy_teacher.py"
-BASELINE = "configs/toy/retinanet_toy_student.py"
 METHODS = ("fgd", "mgd", "cwd", "pkd", "dmkd", "dfmsd", "rnd")
+
+
+class Data(NamedTuple):
+    """A data set's teacher, undistilled student and distillation configs (``method`` fills ``methods``)."""
+
+    teacher: str
+    baseline: str
+    methods: str
+    work_dir: str
+
+    def method_configs(self, names: Sequence[str]) -> dict[str, str]:
+        return {name: self.methods.format(method=name) for name in names}
+
+
+TOY = Data("configs/toy/retinanet_toy_teacher.py", "configs/toy/retinanet_toy_student.py",
+           "configs/toy/{method}_retina_toy.py", "work_dirs/results")
+REAL = Data("configs/bccd/retinanet_bccd_teacher.py", "configs/bccd/retinanet_bccd_student.py",
+            "configs/bccd/{method}_retina_bccd.py", "work_dirs/results_real")
+ABLATIONS = Data(REAL.teacher, REAL.baseline, "configs/bccd/ablations/{method}.py", "work_dirs/ablations")
 
 # hetero study: teachers (trained into work_dirs/<config name>, where the pair configs look for them), the
 # students' own baselines, and each pair with the baseline it is compared against.
@@ -100,16 +123,21 @@ class Study:
             f.write(table + "\n")
 
 
-def distillers_study(args: argparse.Namespace) -> None:
+def distillers_study(args: argparse.Namespace, data: Data, methods: dict[str, str]) -> None:
+    """The teacher, then per seed the student alone and with each of ``methods`` (name -> config)."""
     study = Study(args.work_dir)
     teacher_dir = args.teacher or osp.join(args.work_dir, "teacher")
     for seed in args.seeds:  # the baseline needs no teacher
-        study.run("student", BASELINE, seed)
-    study.teacher("teacher", TEACHER, teacher_dir, args.teacher)
+        study.run("student", data.baseline, seed)
+    study.teacher("teacher", data.teacher, teacher_dir, args.teacher)
     for seed in args.seeds:
-        for method in args.methods:
-            study.run(method, f"configs/toy/{method}_retina_toy.py", seed, teacher_dir)
-    study.write_table(dict.fromkeys((*METHODS, "teacher"), "student"))
+        for name, config in methods.items():
+            study.run(name, config, seed, teacher_dir)
+    study.write_table(dict.fromkeys((*study.runs, "teacher"), "student"))
+
+
+def ablation_names() -> list[str]:
+    return sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(ABLATIONS.methods.format(method="*")))
 
 
 def hetero_study(args: argparse.Namespace) -> None:
@@ -126,17 +154,23 @@ def hetero_study(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("distillers", "hetero"), default="distillers")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers), 0 (hetero)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="distillers study")
-    parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/hetero (hetero)")
-    parser.add_argument("--teacher", help="distillers study: a trained toy teacher (checkpoint or work dir) to use "
-                        "instead of training one")
+    parser.add_argument("--study", choices=("distillers", "real", "ablations", "hetero"), default="distillers")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real), 0 (the others)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="distillers and real studies")
+    parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
+                        "work_dirs/ablations, work_dirs/hetero")
+    parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one")
     args = parser.parse_args()
-    hetero = args.study == "hetero"
-    args.seeds = args.seeds or ([0] if hetero else [0, 1, 2])
-    args.work_dir = args.work_dir or ("work_dirs/hetero" if hetero else "work_dirs/results")
-    (hetero_study if hetero else distillers_study)(args)
+    one_seed = args.study in ("ablations", "hetero")
+    args.seeds = args.seeds or ([0] if one_seed else [0, 1, 2])
+    if args.study == "hetero":
+        args.work_dir = args.work_dir or "work_dirs/hetero"
+        return hetero_study(args)
+    data = {"distillers": TOY, "real": REAL, "ablations": ABLATIONS}[args.study]
+    args.work_dir = args.work_dir or data.work_dir
+    names = ablation_names() if args.study == "ablations" else args.methods
+    distillers_study(args, data, data.method_configs(names))
 
 
 if __name__ == "__main__":

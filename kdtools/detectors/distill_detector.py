@@ -25,6 +25,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub, MMLogger
 from torch import Tensor, nn
 
+from kdtools.calibration import detection_loss
 from kdtools.detectors.levels import map_shapes, match_levels
 from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
@@ -214,10 +215,12 @@ class DistillDetector(BaseDetector):
             losses = self.student.loss(batch_inputs, batch_data_samples)
         teacher = self.teacher.records(batch_inputs, batch_data_samples)
         batch = DistillBatch.from_data_samples(batch_data_samples, tuple(batch_inputs.shape[-2:]))
-        distill_losses = {}
+        batch.detection_loss = detection_loss(losses).detach()
+        distill_losses, logged = {}, {}
         for d in self.distillers:
             distill_losses.update(d(*d.inputs(student, teacher), batch))
-        return {**losses, **self._guard_nonfinite(distill_losses)}
+            logged.update(d.log_values())
+        return {**losses, **self._guard_nonfinite(distill_losses), **logged}
 
     def _guard_nonfinite(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:
         """One device sync per step: raise on (or skip) NaN/Inf distillation losses, naming where they are."""

@@ -14,9 +14,10 @@ Writing one::
             return F.mse_loss(student, teacher)
 
 ``level_loss`` gets fp32 N x C x H x W tensors of equal shape for level ``self.levels[index]`` and returns
-a scalar or a dict of named scalars. The base class applies ``loss_weight`` and the schedule's
-``loss_scale``, and names the results ``loss_<name>[_<key>]_<level>``, e.g. ``loss_fgd_fg_p3``. Per-level
-trainable modules are built in ``build_modules`` once the channels are known.
+a scalar or a dict of named scalars. The base class applies ``loss_weight`` (a number, or ``'auto'``: see
+:mod:`kdtools.calibration`) and the schedule's ``loss_scale``, and names the results
+``loss_<name>[_<key>]_<level>``, e.g. ``loss_fgd_fg_p3``. Per-level trainable modules are built in
+``build_modules`` once the channels are known.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from kdtools.calibration import LossCalibration
 from kdtools.modules.connectors import Connector
 from kdtools.modules.gt_masks import background_mask, foreground_mask
 from kdtools.schedules import LossSchedule
@@ -50,7 +52,7 @@ class LevelPair:
 
 
 class DistillBatch:
-    """What a distiller may need from the batch: GT boxes, image shapes and cached masks.
+    """What a distiller may need from the batch: GT boxes, image shapes, cached masks and the detection loss.
 
     ``maps`` lets one distiller hand a per-level map to the distillers after it (e.g. RND's novelty map):
     ``batch.maps[key][level_name] -> N x H x W``. ``cache`` keeps what several distillers of a step share
@@ -67,6 +69,7 @@ class DistillBatch:
         self.input_shape = tuple(input_shape)
         self.cache: dict[tuple, object] = {}
         self.maps: dict[str, dict[str, Tensor]] = {}
+        self.detection_loss: Tensor | None = None  # the student's total detection loss of this step (detached)
         self._fg_cache: dict[tuple[int, int], Tensor] = {}
 
     @classmethod
@@ -97,7 +100,12 @@ class BaseDistiller(BaseModule):
     """Base class of all distillers.
 
     Args:
-        loss_weight: multiplies every loss of this distiller.
+        loss_weight: multiplies every loss of this distiller; ``'auto'`` measures it over the first training
+            iterations so that this distiller's loss is ``auto_ratio`` times the detection loss
+            (:mod:`kdtools.calibration`).
+        auto_ratio: with ``loss_weight='auto'``, the distillation / detection loss ratio to reach; default: the
+            method's ``auto_ratio`` (the ratio of its published setting).
+        auto_iters: with ``loss_weight='auto'``, the iterations measured before the weight is fixed.
         student_tap: module path(s) in the student whose outputs are distilled; a module returning a tuple
             (the neck) gives one level per entry. Default: the neck outputs.
         teacher_tap: the same in the teacher; defaults to ``student_tap``.
@@ -111,11 +119,14 @@ class BaseDistiller(BaseModule):
     """
 
     settable: tuple[str, ...] = ("loss_weight",)
+    auto_ratio: float | None = None
     training_only: tuple[str, ...] = ()  # attributes holding per-level modules used in training only
 
     def __init__(
         self,
-        loss_weight: float = 1.0,
+        loss_weight: float | str = 1.0,
+        auto_ratio: float | None = None,
+        auto_iters: int = 50,
         student_tap: str | Sequence[str] = "neck",
         teacher_tap: str | Sequence[str] | None = None,
         student_levels: Sequence[int] | None = None,
@@ -126,13 +137,14 @@ class BaseDistiller(BaseModule):
         init_cfg: dict | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.loss_weight = float(loss_weight)
+        self.name = name or type(self).__name__.lower()
+        self.calibration = self._calibration(loss_weight, auto_ratio, auto_iters)
+        self.loss_weight = 1.0 if self.calibration is not None else float(loss_weight)
         self.student_tap = _as_paths(student_tap)
         self.teacher_tap = _as_paths(teacher_tap) if teacher_tap is not None else self.student_tap
         self.student_levels = list(student_levels) if student_levels is not None else None
         self.teacher_levels = list(teacher_levels) if teacher_levels is not None else None
         self.connector = connector
-        self.name = name or type(self).__name__.lower()
         self.schedule = LossSchedule.from_config(schedule)
         self.loss_scale = 1.0
         self.levels: list[LevelPair] = []
@@ -216,16 +228,45 @@ class BaseDistiller(BaseModule):
             pairs.append((s, t))
         return pairs
 
+    def _calibration(self, loss_weight: float | str, auto_ratio: float | None, iters: int) -> LossCalibration | None:
+        if loss_weight != "auto":
+            if isinstance(loss_weight, str):
+                raise ValueError(f"loss_weight must be a number or 'auto', got {loss_weight!r}.")
+            if auto_ratio is not None:
+                raise ValueError(f"auto_ratio={auto_ratio} is used with loss_weight='auto' only; add it or drop "
+                                 "auto_ratio.")
+            return None
+        ratio = auto_ratio if auto_ratio is not None else self.auto_ratio
+        if ratio is None:
+            raise ValueError(f"{type(self).__name__} has no published loss ratio to calibrate to: with "
+                             "loss_weight='auto' give auto_ratio=<distillation / detection loss>, e.g. 0.5.")
+        return LossCalibration(ratio, iters, self.name)
+
     def forward(self, student: Sequence[Tensor], teacher: Sequence[Tensor], batch: DistillBatch) -> dict[str, Tensor]:
         """Named, weighted losses over all matched levels. Computed in fp32 whatever autocast is active."""
         losses: dict[str, Tensor] = {}
-        scale = self.loss_weight * self.loss_scale
         with torch.autocast(device_type=student[0].device.type, enabled=False):
             for i, (s, t) in enumerate(self.aligned_levels(student, teacher)):
                 out = self.level_loss(s, t, batch, i)
                 for key, value in (out.items() if isinstance(out, dict) else [("", out)]):
-                    losses[self.loss_name(key, self.levels[i].name)] = value * scale
-        return losses
+                    losses[self.loss_name(key, self.levels[i].name)] = value
+        scale = self.loss_weight * self.loss_scale
+        if self.calibration is not None:
+            scale = self.calibrated_weight(losses, batch).float() * scale
+        return {key: value * scale for key, value in losses.items()}
+
+    def log_values(self) -> dict[str, Tensor]:
+        """Scalars to log beside the losses (names without 'loss', so not optimised): the calibrated weight."""
+        return {f"{self.name}_weight": self.calibration.weight.float()} if self.calibration is not None else {}
+
+    def calibrated_weight(self, losses: dict[str, Tensor], batch: DistillBatch) -> Tensor:
+        """``loss_weight='auto'``: the weight measured so far (fixed once calibration is done)."""
+        if not self.training or self.calibration.done:
+            return self.calibration.weight
+        if batch.detection_loss is None:
+            raise RuntimeError(f"{type(self).__name__} {self.name!r} with loss_weight='auto' needs the student's "
+                               "detection loss in batch.detection_loss (DistillDetector.loss sets it).")
+        return self.calibration.update(torch.stack(list(losses.values())).sum(), batch.detection_loss)
 
     def loss_name(self, key: str, level: str) -> str:
         return "_".join(part for part in ("loss", self.name, key, level) if part)

@@ -18,7 +18,10 @@ kdtools' reading (no public code or full text; all configurable):
 - Masking enhancement: the GT-box indicator up-weights the spatial selection score of the cells inside
   boxes by (1 + enhance); masking picks the top-scored cells (DMKD's rule), so object cells are masked,
   and must be reconstructed, more often. ``enhance=0`` reproduces DMKD's choice. The channel branch is
-  unchanged.
+  unchanged. ``enhance_mode='weight'`` instead leaves the selection to the attention and weights the
+  squared error of the cells inside boxes by (1 + enhance).
+- The attentions that choose the masks are those of the aligned teacher T' (``attention_from='aligned'``)
+  or of the raw teacher feature F^T (``'raw'``).
 - Semantic alignment (``align``), per channel c over the N, H, W of the batch, std(x) = the unbiased
   standard deviation (PKD's standardisation, ``kdtools.distillers.pkd.standardise_channels``):
     'standardize'  S' = (F^S - mu_c) / (std_c + 1e-6), T' likewise;
@@ -54,6 +57,7 @@ from kdtools.modules.masking import object_aware_scores
 from kdtools.registry import DISTILLERS
 
 ALIGNMENTS = ("standardize", "affine", None)
+ENHANCE_MODES = ("select", "weight")
 
 
 @DISTILLERS.register_module()
@@ -65,6 +69,8 @@ class DFMSD(DualMaskDistiller):
         enhance: strength e of the object-aware enhancement, >= 0.
         align: 'standardize', 'affine' or None.
         align_weight: weight of the optional alignment loss mean (S' - T')^2 / 2; 0 leaves it out.
+        enhance_mode: 'select' (object cells more likely masked) or 'weight' (their error weighted).
+        attention_from: 'aligned' or 'raw': the teacher feature whose attentions choose the masks.
         **kwargs: ``DualMaskDistiller`` arguments (mask_ratio, temp, mask_rule, fusion) and
             ``BaseDistiller`` arguments.
     """
@@ -77,11 +83,19 @@ class DFMSD(DualMaskDistiller):
         enhance: float = 1.0,
         align: str | None = "standardize",
         align_weight: float = 0.0,
+        enhance_mode: str = "select",
+        attention_from: str = "aligned",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if align not in ALIGNMENTS:
             raise ValueError(f"Unknown align {align!r}; use one of {ALIGNMENTS}.")
+        if enhance_mode not in ENHANCE_MODES:
+            raise ValueError(f"Unknown enhance_mode {enhance_mode!r}; use one of {ENHANCE_MODES}.")
+        if attention_from not in ("aligned", "raw"):
+            raise ValueError(f"attention_from must be 'aligned' or 'raw', got {attention_from!r}.")
+        self.enhance_mode = enhance_mode
+        self.attention_from = attention_from
         if alpha_dfmsd is None:
             alpha_dfmsd = 2e-5 if align is None else 1e-6
         self.align = align
@@ -107,13 +121,22 @@ class DFMSD(DualMaskDistiller):
             student = student * weight[None, :, None, None] + bias[None, :, None, None]
         return student, standardise_channels(teacher)
 
+    def mask_source(self, teacher: Tensor, aligned_teacher: Tensor) -> Tensor:
+        return teacher if self.attention_from == "raw" else aligned_teacher
+
     def spatial_scores(self, attention: Tensor, batch: DistillBatch) -> Tensor:
-        """A^S_t * (1 + enhance * inside_boxes)."""
+        """A^S_t * (1 + enhance * inside_boxes) with ``enhance_mode='select'``, else A^S_t."""
+        if self.enhance_mode != "select":
+            return attention
         return object_aware_scores(attention, batch.inside_boxes(attention.shape[-2:]), self.enhance)
 
+    def position_weight(self, batch: DistillBatch, size: Sequence[int]) -> Tensor | None:
+        """1 + enhance * inside_boxes with ``enhance_mode='weight'``, else None."""
+        return 1.0 + self.enhance * batch.inside_boxes(size) if self.enhance_mode == "weight" else None
+
     def level_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor | dict:
-        student, teacher = self.aligned(student, teacher, index)
         loss = self.alpha_dfmsd * self.reconstruction_loss(student, teacher, batch, index)
         if not self.align_weight:
             return loss
-        return {"rec": loss, "align": self.align_weight * (student - teacher).pow(2).mean() / 2}
+        aligned_student, aligned_teacher = self.aligned(student, teacher, index)
+        return {"rec": loss, "align": self.align_weight * (aligned_student - aligned_teacher).pow(2).mean() / 2}

@@ -22,12 +22,15 @@ kdtools' reading (no public code or full text; all configurable):
   k = round(mask_ratio * count) highest-attention positions, resp. channels, per image), so the student
   has to reconstruct the informative part. ``'threshold'`` masks entries above the per-image
   (1 - mask_ratio)-quantile of the attention; ``'sample'`` draws k entries without replacement with
-  probability proportional to the attention. See ``kdtools.modules.masking``.
-- One ``mask_ratio`` serves both branches.
+  probability proportional to the attention. For ablations: ``'bottomk'`` masks the least-attended
+  entries, ``'random'`` masks each entry with probability mask_ratio whatever the attention (MGD's mask).
+  See ``kdtools.modules.masking``.
+- One ``mask_ratio`` serves both branches unless ``channel_mask_ratio`` sets the channel branch's own.
 - Fusion weights: a learnable pair of logits per level, initialised equal (0).
   ``'softmax'``: (w_s, w_c) = softmax(logits), starting at (0.5, 0.5) and summing to 1;
   ``'sigmoid'``: w = sigmoid(logits), each in (0, 1) and free of the other, starting at 0.5;
-  ``'fixed'``: w_s = w_c = 0.5, not trained.
+  ``'fixed'``: w_s = w_c = 0.5, not trained. The spatial weight w_s of each level is logged as
+  ``<name>_ws_<level>`` so that a collapse onto one branch shows in the training log.
 - The loss keeps MGD's sum/N reduction so MGD's alpha carries over.
 
 ``DualMaskDistiller`` holds the machinery that DFMSD reuses; DMKD adds the weight ``alpha_dmkd``.
@@ -53,18 +56,20 @@ class DualMaskDistiller(BaseDistiller):
 
     Args:
         mask_ratio: fraction of positions (spatial branch) and of channels (channel branch) masked.
+        channel_mask_ratio: the channel branch's own fraction; None: ``mask_ratio``.
         temp: temperature T of the teacher attentions.
-        mask_rule: 'topk', 'threshold' or 'sample' (see ``kdtools.modules.masking``).
+        mask_rule: 'topk', 'bottomk', 'threshold', 'sample' or 'random' (see ``kdtools.modules.masking``).
         fusion: 'softmax', 'sigmoid' or 'fixed' weighting of the two reconstructions.
         **kwargs: ``BaseDistiller`` arguments.
     """
 
-    settable = (*BaseDistiller.settable, "mask_ratio")
+    settable = (*BaseDistiller.settable, "mask_ratio", "channel_mask_ratio")
     training_only = ("spatial_generators", "channel_generators")
 
     def __init__(
         self,
         mask_ratio: float = 0.65,
+        channel_mask_ratio: float | None = None,
         temp: float = 0.5,
         mask_rule: str = "topk",
         fusion: str = "softmax",
@@ -76,6 +81,7 @@ class DualMaskDistiller(BaseDistiller):
         if fusion not in FUSIONS:
             raise ValueError(f"Unknown fusion {fusion!r}; use one of {FUSIONS}.")
         self.mask_ratio = _checked_ratio(mask_ratio)
+        self.channel_mask_ratio = None if channel_mask_ratio is None else _checked_ratio(channel_mask_ratio)
         self.temp = float(temp)
         self.mask_rule = mask_rule
         self.fusion = fusion
@@ -96,7 +102,7 @@ class DualMaskDistiller(BaseDistiller):
         ``mask_ratio`` must lie in [0, 1], the other values be >= 0; unknown names raise ``ValueError``.
         """
         checked = {
-            name: _checked_ratio(value) if name == "mask_ratio" else _checked_nonnegative(name, value)
+            name: _checked_ratio(value) if name.endswith("mask_ratio") else _checked_nonnegative(name, value)
             for name, value in settings.items()
         }
         super().apply_settings(**checked)
@@ -108,9 +114,23 @@ class DualMaskDistiller(BaseDistiller):
         logits = self.fusion_logits[index]
         return torch.softmax(logits, dim=0) if self.fusion == "softmax" else torch.sigmoid(logits)
 
+    def log_values(self) -> dict[str, Tensor]:
+        """Besides the base class's: the spatial fusion weight w_s of every level."""
+        fusion = {} if self.fusion == "fixed" else {
+            f"{self.name}_ws_{level.name}": self.fusion_weights(i)[0].detach() for i, level in enumerate(self.levels)}
+        return {**super().log_values(), **fusion}
+
     def aligned(self, student: Tensor, teacher: Tensor, index: int) -> tuple[Tensor, Tensor]:
-        """The features the masks and the loss are computed on; DMKD uses them as they come."""
+        """The features the loss is computed on; DMKD uses them as they come."""
         return student, teacher
+
+    def mask_source(self, teacher: Tensor, aligned_teacher: Tensor) -> Tensor:
+        """The teacher feature whose attentions choose the masks; DMKD: the (aligned) feature of the loss."""
+        return aligned_teacher
+
+    def position_weight(self, batch: DistillBatch, size: Sequence[int]) -> Tensor | None:
+        """An N x H x W weight of the squared error per position, or None (DMKD: none)."""
+        return None
 
     def spatial_scores(self, attention: Tensor, batch: DistillBatch) -> Tensor:
         """Scores that choose the masked positions (N x H x W); DMKD uses the teacher's spatial attention."""
@@ -121,7 +141,8 @@ class DualMaskDistiller(BaseDistiller):
         n, c, h, w = teacher.shape
         scores = self.spatial_scores(spatial_attention(teacher, self.temp), batch)
         spatial = keep_mask(scores.reshape(n, h * w), self.mask_ratio, self.mask_rule).reshape(n, 1, h, w)
-        channel = keep_mask(channel_attention(teacher, self.temp), self.mask_ratio, self.mask_rule)
+        channel_ratio = self.mask_ratio if self.channel_mask_ratio is None else self.channel_mask_ratio
+        channel = keep_mask(channel_attention(teacher, self.temp), channel_ratio, self.mask_rule)
         return spatial, channel.reshape(n, c, 1, 1)
 
     def reconstruct(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor:
@@ -134,15 +155,20 @@ class DualMaskDistiller(BaseDistiller):
         )
 
     def reconstruction_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor:
-        """sum (F^T - F_hat)^2 / N."""
-        fused = self.reconstruct(student, teacher, batch, index)
-        return (teacher - fused).pow(2).sum() / student.shape[0]
+        """sum w * (T' - F_hat)^2 / N on the aligned features (S', T'), w the position weight (1 by default)."""
+        aligned_student, aligned_teacher = self.aligned(student, teacher, index)
+        source = self.mask_source(teacher, aligned_teacher)
+        error = (aligned_teacher - self.reconstruct(aligned_student, source, batch, index)).pow(2)
+        weight = self.position_weight(batch, error.shape[-2:])
+        if weight is not None:
+            error = error * weight[:, None]
+        return error.sum() / student.shape[0]
 
     def visual_maps(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> dict[str, Tensor]:
         """The spatial selection score and the masked positions (1 = masked) of level ``index``."""
-        _, teacher = self.aligned(student, teacher, index)
-        spatial, _ = self.masks(teacher, batch)
-        scores = self.spatial_scores(spatial_attention(teacher, self.temp), batch)
+        source = self.mask_source(teacher, self.aligned(student, teacher, index)[1])
+        spatial, _ = self.masks(source, batch)
+        scores = self.spatial_scores(spatial_attention(source, self.temp), batch)
         return {"selection score": scores, "masked positions": 1.0 - spatial[:, 0]}
 
 

@@ -4,10 +4,12 @@ Given non-negative selection scores ``s`` of shape N x K (K positions or channel
 ratio ``r``, each rule picks the entries to mask (hide from the student), independently for every image:
 
     'topk'       the k = round(r * K) entries with the highest score (ties broken by ``torch.topk``);
+    'bottomk'    the k entries with the lowest score (the ones the teacher attends to least);
     'threshold'  the entries whose score exceeds the per-image (1 - r)-quantile of the scores, so about
                  r * K entries (fewer when scores tie at the quantile);
     'sample'     k = round(r * K) entries drawn without replacement with probability proportional to the
-                 score (successive draws renormalise over the entries not yet drawn).
+                 score (successive draws renormalise over the entries not yet drawn);
+    'random'     each entry independently with probability r, whatever its score (MGD's mask).
 
 Masking the entries the teacher attends to most is kdtools' reading of DMKD: the student must reconstruct
 what matters from what is left. The keep mask is M = 1 - masked, applied as F^S * M.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-MASK_RULES = ("topk", "threshold", "sample")
+MASK_RULES = ("topk", "bottomk", "threshold", "sample", "random")
 
 
 def masked_count(ratio: float, total: int) -> int:
@@ -42,12 +44,14 @@ def select_masked(scores: Tensor, ratio: float, rule: str = "topk") -> Tensor:
     if rule == "threshold":
         threshold = torch.quantile(scores, 1.0 - ratio, dim=1, keepdim=True)
         return scores > threshold
+    if rule == "random":
+        return torch.rand_like(scores) > 1.0 - ratio
     k = masked_count(ratio, scores.shape[1])
     masked = torch.zeros_like(scores, dtype=torch.bool)
     if k == 0:
         return masked
-    if rule == "topk":
-        index = scores.topk(k, dim=1).indices
+    if rule in ("topk", "bottomk"):
+        index = scores.topk(k, dim=1, largest=rule == "topk").indices
     else:
         # A floor keeps every entry drawable, so k draws always exist even if some scores underflow to 0.
         index = torch.multinomial(scores.clamp_min(torch.finfo(scores.dtype).tiny), k, replacement=False)

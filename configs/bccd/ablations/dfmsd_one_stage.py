@@ -1,0 +1,5 @@
+# DFMSD ablation on BCCD: no stage schedule, the enhancement at full strength (1.0) from the start.
+_base_ = ['../dfmsd_retina_bccd.py']
+
+distill = [dict(type='DFMSD', mask_ratio=0.65, enhance=1.0, loss_weight='auto')]
+stages = None

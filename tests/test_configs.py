@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdtools.config import expand_distill_config
+from kdtools.config import expand_distill_config, set_teacher_checkpoint
 from kdtools.distillers import HeadDistiller
 from kdtools.registry import DISTILLERS
 
@@ -23,7 +23,8 @@ def test_every_method_and_pair_has_a_config():
         pair = "gfl" if issubclass(cls, HeadDistiller) else "retina"
         assert f"{method.lower()}_{pair}_toy.py" in names
     assert {"ld_gfl_r50.py", "crosskd_gfl_r50.py", "bckd_gfl_r50.py", "crosskd_pkd_gfl_r50.py",
-            "cwd_gfl_cls_r50.py", "gfl_toy_teacher.py", "gfl_toy_student.py"} <= names
+            "cwd_gfl_cls_r50.py", "gfl_toy_teacher.py", "gfl_toy_student.py", "pkd_cwd_rtmdet_tiny.py",
+            "pkd_cwd_yolox_tiny.py"} <= names
     assert {"teacher.py", "student.py", "dfmsd.py", "dmkd.py"} <= {p.name for p in CONFIGS if p.parent.name == "demo"}
 
 
@@ -37,6 +38,8 @@ def test_config_expands(path):
         stages = cfg.model.get("stages") or []
         if stages and max_epochs:
             assert sum(stage["epochs"] for stage in stages) == max_epochs
+    if "mmdet::" in path.read_text():
+        return  # a published mmdet schedule (RTMDet's and YOLOX's cosine phases are theirs)
     for scheduler in cfg.param_scheduler:
         if scheduler.type == "CosineAnnealingLR" and scheduler.get("by_epoch"):  # the decay ends with training
             end = scheduler.get("end", max_epochs)  # mmengine's defaults: the Runner's max_epochs, end - begin
@@ -64,3 +67,12 @@ def test_demo_schedules():
     epochs = {name: Config.fromfile(str(ROOT / f"configs/demo/{name}.py")).train_cfg.max_epochs
               for name in ("teacher", "student", "dfmsd", "dmkd")}
     assert epochs == {"teacher": 5, "student": 3, "dfmsd": 3, "dmkd": 3}
+
+
+def test_a_teacher_checkpoint_override_reaches_every_stage():
+    """tools/visualize.py --teacher-checkpoint and the studies set the checkpoint of each stage's teacher."""
+    cfg = set_teacher_checkpoint(Config.fromfile(str(ROOT / "configs/toy/hetero_stagewise_faster_retina_toy.py")),
+                                 "trained/teacher.pth")
+    assert len(cfg.stages) == 2 and [s["teacher"]["checkpoint"] for s in cfg.stages] == ["trained/teacher.pth"] * 2
+    model = expand_distill_config(cfg).model
+    assert [s["teacher"]["checkpoint"] for s in model.stages] == ["trained/teacher.pth"] * 2

@@ -64,3 +64,11 @@ def test_teacher_is_evaluated_when_trained_else_trained_once(results, tmp_path, 
     study.teacher("a", "a.py", "work_dirs/a", trained="work_dirs/a")  # recorded: neither again
     assert calls == [("evaluate", "a.py", "work_dirs/a", str(tmp_path / "a_eval")), ("train", "b.py", "work_dirs/b")]
     assert [study.runs[name][0]["mAP"] for name in ("a", "b")] == [36.0, 30.0]
+
+
+def test_studies_find_every_registered_method_with_a_config(results):
+    expected = ["cwd", "dfmsd", "dmkd", "fgd", "mgd", "pkd", "rnd"]
+    assert results.TOY.registered_methods() == results.REAL.registered_methods() == expected
+    assert {"dmkd_bottomk", "dmkd_random", "dfmsd_raw_attention", "dfmsd_one_stage"} <= set(results.ablation_names())
+    for config in results.ABLATIONS.method_configs(results.ablation_names()).values():
+        assert (ROOT / config).is_file()

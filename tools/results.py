@@ -24,10 +24,8 @@ import statistics
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import kdtools  # noqa: F401
+from kdtools import DISTILLERS
 from kdtools.experiments import METRICS, evaluate, train_and_evaluate
-
-METHODS = ("fgd", "mgd", "cwd", "pkd", "dmkd", "dfmsd", "rnd")
 
 
 class Data(NamedTuple):
@@ -40,6 +38,11 @@ class Data(NamedTuple):
 
     def method_configs(self, names: Sequence[str]) -> dict[str, str]:
         return {name: self.methods.format(method=name) for name in names}
+
+    def registered_methods(self) -> list[str]:
+        """The registered distillers (lower case) that have a config here."""
+        names = (name.lower() for name in DISTILLERS.module_dict)
+        return sorted(name for name in names if osp.exists(self.methods.format(method=name)))
 
 
 TOY = Data("configs/toy/retinanet_toy_teacher.py", "configs/toy/retinanet_toy_student.py",
@@ -156,8 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", choices=("distillers", "real", "ablations", "hetero"), default="distillers")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real), 0 (the others)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
-                        help="distillers and real studies")
+    parser.add_argument("--methods", nargs="+", help="distillers and real studies; default: every distiller with a "
+                        "config (configs/toy/<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py)")
     parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
                         "work_dirs/ablations, work_dirs/hetero")
     parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one")
@@ -169,7 +172,13 @@ def main() -> None:
         return hetero_study(args)
     data = {"distillers": TOY, "real": REAL, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
-    names = ablation_names() if args.study == "ablations" else args.methods
+    if args.study == "ablations":
+        names = ablation_names()
+    else:
+        names = args.methods or data.registered_methods()
+        unknown = sorted(set(names) - set(data.registered_methods()))
+        if unknown:
+            parser.error(f"no config for {unknown} in this study; methods with one: {data.registered_methods()}")
     distillers_study(args, data, data.method_configs(names))
 
 

@@ -259,3 +259,35 @@ def test_gfl_toy_configs_pair_the_heads():
     assert (student.bbox_head.stacked_convs, teacher.bbox_head.stacked_convs) == (2, 4)
     keys = ("num_classes", "feat_channels", "reg_max", "anchor_generator")
     assert all(student.bbox_head[k] == teacher.bbox_head[k] for k in keys)
+
+
+# ------------------------------------------------------------------------------------------------ RTMDet
+RTMDET_STUDENT = ROOT / "configs/toy/rtmdet_toy_student.py"
+RTMDET_TEACHER = ROOT / "configs/toy/rtmdet_toy_teacher.py"
+
+
+@pytest.fixture(scope="module")
+def rtmdet_teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return save_random_checkpoint(RTMDET_TEACHER, tmp_path_factory.mktemp("rtmdet_teacher") / "teacher.pth")
+
+
+def test_rtmdet_pair_distils_neck_and_class_maps(toy_root, rtmdet_teacher_ckpt):
+    distill = Config.fromfile(str(ROOT / "configs/toy/pkd_cwd_rtmdet_toy.py")).distill
+    cfg = toy_distill_config(toy_root, rtmdet_teacher_ckpt, distill, student=RTMDET_STUDENT, teacher=RTMDET_TEACHER)
+    model = build(cfg)
+    pkd, cwd = model.distillers
+    assert [(lv.student_channels, lv.teacher_channels) for lv in pkd.levels] == [(32, 64)] * 3
+    assert [(lv.name, lv.student_channels, lv.teacher_channels) for lv in cwd.levels] == [
+        ("p3", 5, 5), ("p4", 5, 5), ("p5", 5, 5)]
+    losses = model.loss(*batch_data())
+    names = [f"loss_{d}_p{i}" for d in ("pkd", "cwd") for i in (3, 4, 5)]
+    assert all(losses[k] > 0 for k in names)
+    model.parse_losses(losses)[0].backward()
+    assert model.student.bbox_head.rtm_cls[0].weight.grad.abs().sum() > 0
+
+
+def test_head_distillers_refuse_rtmdet_heads_by_name(toy_root, rtmdet_teacher_ckpt):
+    cfg = toy_distill_config(toy_root, rtmdet_teacher_ckpt, [dict(type="BCKD")], student=RTMDET_STUDENT,
+                             teacher=RTMDET_TEACHER)
+    with pytest.raises(ValueError, match=r"BCKD 'bckd' needs box distributions .*\['GFLHead'\].* RTMDetSepBNHead"):
+        build(cfg)

@@ -1,0 +1,7 @@
+# Toy RTMDet student (see configs/_base_/models/rtmdet_toy_student.py).
+_base_ = [
+    '../_base_/models/rtmdet_toy_student.py',
+    '../_base_/datasets/toy_coco.py',
+    '../_base_/schedules/toy_schedule.py',
+    '../_base_/default_runtime.py',
+]

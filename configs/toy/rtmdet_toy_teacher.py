@@ -1,0 +1,9 @@
+# Toy RTMDet teacher (see configs/_base_/models/rtmdet_toy_teacher.py).
+_base_ = [
+    '../_base_/models/rtmdet_toy_teacher.py',
+    '../_base_/datasets/toy_coco.py',
+    '../_base_/schedules/toy_schedule.py',
+    '../_base_/default_runtime.py',
+]
+
+train_cfg = dict(max_epochs=15)

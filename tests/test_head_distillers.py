@@ -194,6 +194,21 @@ def test_crosskd_trains_the_student_through_a_frozen_teacher_head(toy_root, gfl_
     assert all(torch.equal(v, model.teacher.model.state_dict()[k]) for k, v in before.items())
 
 
+def test_crosskd_from_the_head_input_with_distribution_mimicking(toy_root, gfl_teacher_ckpt):
+    """reused_layer=0 crosses the FPN features into the whole teacher head; box_loss='ld' compares distributions."""
+    model, crosskd, (student, teacher), batch = head_outputs(
+        toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=0, box_loss="ld", tau=2.0)])
+    assert crosskd.student_taps() == ["bbox_head", "bbox_head:in"]
+    inputs, _ = batch_data()
+    with torch.no_grad():
+        features = model.student.extract_feat(inputs)
+        assert all(torch.equal(a, b) for a, b in zip(student.cls_feats, features))
+    losses = crosskd(student, teacher, batch)
+    assert losses["loss_crosskd_cls"] > 0 and losses["loss_crosskd_box"] > 0
+    same = crosskd(teacher, teacher, batch)  # the teacher crossed with itself reproduces its own predictions
+    assert float(same["loss_crosskd_box"]) == pytest.approx(0, abs=1e-5)
+
+
 def test_crosskd_needs_heads_of_equal_width(toy_root, gfl_teacher_ckpt):
     cfg = gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=2)])
     cfg.model.bbox_head.feat_channels = 32

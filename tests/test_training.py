@@ -101,6 +101,9 @@ def test_every_distiller_trains_under_two_process_gloo_ddp(tmp_path, make_config
     cfg = iter_config(make_config, tmp_path / "work", max_iters=2)
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", find_unused_parameters=False)
     cfg.distill = [dict(d, schedule=dict(stop_epoch=0)) if d["type"] == "CWD" else d for d in ALL_DISTILLERS]
+    # MGD calibrates its weight over both steps: the sums are added over the two processes (a collective).
+    cfg.distill = [dict(d, loss_weight="auto", auto_ratio=0.5, auto_iters=2) if d["type"] == "MGD" else d
+                   for d in cfg.distill]
     config_path = tmp_path / "kd_dist.py"
     cfg.dump(str(config_path))
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS="1")
@@ -113,3 +116,7 @@ def test_every_distiller_trains_under_two_process_gloo_ddp(tmp_path, make_config
     log = next((tmp_path / "work").glob("*/*.log")).read_text()
     assert "Distributed launcher: pytorch" in log and "Distributed training: True" in log
     assert "loss_rnd_p3" in log and "loss_cwd_p3: 0.0000" in log
+    assert "mgd: loss_weight calibrated over 2 iterations" in log
+    state = load_checkpoint_file(str(tmp_path / "work" / "iter_2.pth"))["state_dict"]
+    mgd = next(i for i, d in enumerate(cfg.distill) if d["type"] == "MGD")
+    assert int(state[f"distillers.{mgd}.calibration.steps"]) == 2

@@ -4,6 +4,6 @@ _base_ = ['./retinanet_bccd_student.py', '../_base_/bccd_teacher.py']
 
 distill = [dict(type='DFMSD', mask_ratio=0.65, enhance=0.5, loss_weight='auto')]
 stages = [
-    dict(epochs=6, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=0.5))),
-    dict(epochs=6, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=1.0))),
+    dict(epochs=4, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=0.5))),
+    dict(epochs=4, teacher={{_base_.teacher}}, distillers=dict(dfmsd=dict(enhance=1.0))),
 ]

@@ -1,4 +1,5 @@
-"""tools/benchmark.py on the toy config: PKD only, in this process, a couple of iterations."""
+"""tools/benchmark.py and its figures (kdtools.benchmarking): PKD on the toy config in this process, the summary's
+numbers, the distillers timed by default, the random teacher of a fresh clone, generation blocks."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from kdtools import benchmarking
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,18 +41,18 @@ def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):
     assert window.info["distiller_param_bytes"] == 0  # PKD's resize connector has no parameters
     assert "generation_gflop" not in window.info and window.generation == []
 
-    (row,) = benchmark.summarise(measurements)
+    (row,) = benchmarking.summarise(measurements)
     assert row.name == "PKD" and row.t_kd == statistics.median(window.kd) and row.overhead_with_generation is None
-    table = benchmark.format_report(benchmark.machine(spec), spec, args.config, measurements, [row])
+    table = benchmarking.format_report(benchmark.machine(spec), spec, args.config, measurements, [row])
     assert "| PKD |" in table and "student step" in table
 
 
 def test_summary_figures(benchmark):
-    window = benchmark.Window(
+    window = benchmarking.Window(
         student=[0.010, 0.020, 0.030], teacher=[0.010] * 3, kd=[0.030, 0.036, 0.040], distillers=[0.002] * 3,
         generation=[0.004] * 3, student_cpu=[0.02] * 3, teacher_cpu=[0.02] * 3, kd_cpu=[0.05] * 3,
         info=dict(peak_mib=360.0, distiller_param_bytes=5 * 2**19, generation_gflop=1.5))
-    (row,) = benchmark.summarise(benchmark.Measurements(200.0, 90.0, {"DMKD": window}))
+    (row,) = benchmarking.summarise(benchmarking.Measurements(200.0, 90.0, {"DMKD": window}))
     assert (row.t_student, row.t_teacher, row.t_kd, row.t_distillers) == (0.020, 0.010, 0.036, 0.002)
     assert row.overhead == pytest.approx(1.2) and row.cpu_overhead == pytest.approx(1.25)
     assert row.modules_mib == pytest.approx(10.0)  # 2.5 MiB of parameters x 4 state copies
@@ -97,8 +100,8 @@ def test_generation_blocks_and_their_flops(benchmark):
     assert mgd.training_only_blocks() == [[mgd.generation[0]]]
     assert build_distiller(dict(type="PKD")).training_only_blocks() == []
     # two 3x3 convs C -> C per block, two blocks per level; x3 for forward + backward
-    assert benchmark.generation_flops(blocks, [torch.Size((n, c, h, w))]) == 2 * 2 * 2 * 9 * c * c * h * w * n * 3
+    assert benchmarking.generation_flops(blocks, [torch.Size((n, c, h, w))]) == 2 * 2 * 2 * 9 * c * c * h * w * n * 3
 
-    generation = benchmark.GenerationBlocks(blocks, [torch.Size((n, c, h, w))], "cpu")
+    generation = benchmarking.GenerationBlocks(blocks, [torch.Size((n, c, h, w))], "cpu")
     generation.step()
     assert all(p.grad is None for p in dmkd.parameters())

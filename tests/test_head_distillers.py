@@ -107,6 +107,11 @@ def test_a_head_distiller_on_a_head_without_distributions_fails_at_build(make_co
         build(make_config([dict(type="LD")]))
 
 
+def test_a_feature_distiller_on_a_dense_head_fails_at_build(toy_root, gfl_teacher_ckpt):
+    with pytest.raises(TypeError, match=r"Tap 'bbox_head' records a tuple.*use a head distiller"):
+        build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="PKD", student_tap="bbox_head")]))
+
+
 def test_cwd_on_a_shared_head_layer(toy_root, gfl_teacher_ckpt):
     model = build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CWD", student_tap="bbox_head.gfl_cls")]))
     assert [(lv.name, lv.student_channels, lv.student_size) for lv in model.distillers[0].levels] == [

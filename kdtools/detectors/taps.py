@@ -44,10 +44,8 @@ def as_levels(output: Tensor | Sequence[Tensor], tap: str = "") -> list[Tensor]:
     if isinstance(output, (tuple, list)) and all(isinstance(o, Tensor) for o in output):
         return list(output)
     raise TypeError(
-        f"Tap {tap!r} records a {type(output).__name__} of {[type(o).__name__ for o in output]}, not tensors: "
-        "a feature distiller taps modules that output a tensor or a tuple of tensors. Tap a layer inside, "
-        "or use a head distiller for dense-head outputs."
-        if isinstance(output, (tuple, list)) else f"Tap {tap!r} records a {type(output).__name__}, not a tensor."
+        f"Tap {tap!r} records a {type(output).__name__}, not a tensor or a tuple of tensors (a dense head records "
+        "per-level lists). Tap a layer inside it, or use a head distiller for dense-head outputs."
     )
 
 

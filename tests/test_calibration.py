@@ -1,6 +1,11 @@
 """loss_weight='auto': the weight that keeps a distiller's loss at a ratio of the detection loss."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from mmengine.model import BaseModel
@@ -9,6 +14,7 @@ from test_detector import a_batch, build
 from kdtools.calibration import LossCalibration, detection_loss
 from kdtools.registry import build_distiller
 
+ROOT = Path(__file__).resolve().parents[1]
 RATIO = 0.5
 
 
@@ -87,3 +93,21 @@ def test_bad_auto_settings_name_the_fix():
         build_distiller(dict(type="MGD", auto_ratio=0.5))
     with pytest.raises(ValueError, match="a number or 'auto'"):
         build_distiller(dict(type="MGD", loss_weight="automatic"))
+
+
+def test_loss_ratio_tool_measures_the_ratio_of_a_weight(make_config, tmp_path):
+    """tools/loss_ratio.py: on the first iteration (no update yet) the ratio is proportional to the weight."""
+    cfg = make_config([dict(type="PKD", connector="conv1x1")])
+    config = tmp_path / "pkd.py"
+    cfg.dump(str(config))
+
+    def ratio(weight: float) -> float:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools/loss_ratio.py"), str(config), "--iters", "1", "--loss-weight",
+             str(weight), "--work-dir", str(tmp_path / f"w{weight}")],
+            cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert result.returncode == 0, result.stderr[-2000:]
+        line = next(line for line in result.stdout.splitlines() if line.startswith("pkd: "))
+        return float(line.split("= ")[1].split()[0])
+
+    assert ratio(4.0) == pytest.approx(2 * ratio(2.0), rel=1e-3)

@@ -45,8 +45,8 @@ Defaults suit RetinaNet on COCO and the toy set: ``mask_ratio=0.65``, ``temp=0.5
 
 With ``loss_weight='auto'`` (``kdtools.calibration``) the default ``auto_ratio`` is the distillation /
 detection loss ratio that ``alpha_dfmsd=1e-6`` gives once carried to another feature area by the area rule
-(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 0.072 on BCCD, measured over 50
-training batches at the start of training with the BCCD teacher (docs/results.md).
+(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 0.86 on BCCD, the loss sums
+over the first 50 training iterations of a BCCD run at that weight (``tools/loss_ratio.py``).
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class DFMSD(DualMaskDistiller):
     """
 
     settable = (*DualMaskDistiller.settable, "enhance", "alpha_dfmsd")
-    auto_ratio = 0.072
+    auto_ratio = 0.86
 
     def __init__(
         self,

@@ -37,8 +37,8 @@ kdtools' reading (no public code or full text; all configurable):
 
 With ``loss_weight='auto'`` (``kdtools.calibration``) the default ``auto_ratio`` is the distillation /
 detection loss ratio that the published weight gives once carried to another feature area by the area rule
-(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 5.4 on BCCD, measured over 50
-training batches at the start of training with the BCCD teacher (docs/results.md).
+(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 45 on BCCD, the loss sums
+over the first 50 training iterations of a BCCD run at that weight (``tools/loss_ratio.py``).
 """
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ class DMKD(DualMaskDistiller):
     """
 
     settable = (*DualMaskDistiller.settable, "alpha_dmkd")
-    auto_ratio = 5.4
+    auto_ratio = 45.0
 
     def __init__(self, alpha_dmkd: float = 2e-5, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -18,8 +18,8 @@ earlier in ``distill`` (e.g. RND's 'rnd_novelty'). The default ``None`` is the p
 
 With ``loss_weight='auto'`` (``kdtools.calibration``) the default ``auto_ratio`` is the distillation /
 detection loss ratio that the published weight gives once carried to another feature area by the area rule
-(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 5.8 on BCCD, measured over 50
-training batches at the start of training with the BCCD teacher (docs/results.md).
+(weight x COCO positions / run positions, 21.9 for BCCD's 256x192 inputs): 48 on BCCD, the loss sums
+over the first 50 training iterations of a BCCD run at that weight (``tools/loss_ratio.py``).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class MGD(BaseDistiller):
     """
 
     training_only = ("generation",)
-    auto_ratio = 5.8
+    auto_ratio = 48.0
 
     def __init__(
         self, alpha_mgd: float = 2e-5, lambda_mgd: float = 0.65, spatial_weight: str | None = None, **kwargs

@@ -136,7 +136,7 @@ def distillers_study(args: argparse.Namespace, data: Data, methods: dict[str, st
     for seed in args.seeds:
         for name, config in methods.items():
             study.run(name, config, seed, teacher_dir)
-    study.write_table(dict.fromkeys((*study.runs, "teacher"), "student"))
+    study.write_table({name: "student" for name in study.runs if name != "student"})
 
 
 def ablation_names() -> list[str]:

@@ -1,6 +1,6 @@
 # BCCD: 364 real microscope photos of blood smears (640x480), 3 classes, COCO json, MIT licence; shipped in
-# data/bccd (291 train / 73 val images). Images are resized to 256x192 so that a student trains from scratch in
-# minutes on two CPU cores: platelets are then about 16 px, red cells 40 px and white cells 80 px across.
+# data/bccd (291 train / 73 val images). Images are resized to 256x192 to keep a from-scratch training short on
+# two CPU cores: platelets are then about 16 px, red cells 40 px and white cells 80 px across.
 # Your own COCO-format data set takes the same form: see docs/custom_dataset.md.
 dataset_type = 'CocoDataset'
 data_root = 'data/bccd/'

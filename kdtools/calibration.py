@@ -1,7 +1,8 @@
 """Loss weights that carry across resolutions and data sets: ``loss_weight='auto'``.
 
-Losses reduced as sum / N (MGD, FGD, DMKD, DFMSD) grow with the feature area, so a weight published for
-COCO's 1333 x 800 inputs is about 13 times too small at 320 x 240 and 100 times at 128 x 128. With
+Losses summed over every position and divided by N (MGD, DMKD, DFMSD) grow with the feature area, so a weight
+published for COCO's 1333 x 800 inputs is about 22 times too small at 256 x 192 (22400 against 1024 positions
+on P3-P7) and 66 times at 128 x 128. With
 ``loss_weight='auto'`` a distiller measures, over the first ``auto_iters`` training iterations, its own loss
 (with its method weights, e.g. ``alpha_mgd``, but before ``loss_weight`` and the schedule) against the
 student's detection loss, and fixes the weight that makes their ratio ``auto_ratio``::

@@ -2,7 +2,7 @@
 
     python tools/results.py [--study distillers|real] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd]
                             [--work-dir DIR] [--teacher TRAINED_TEACHER]
-    python tools/results.py --study ablations [--seeds 0] [--work-dir work_dirs/ablations]
+    python tools/results.py --study ablations [--seeds 0] [--methods dmkd_bottomk ...] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
@@ -159,8 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", choices=("distillers", "real", "ablations", "hetero"), default="distillers")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real), 0 (the others)")
-    parser.add_argument("--methods", nargs="+", help="distillers and real studies; default: every distiller with a "
-                        "config (configs/toy/<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py)")
+    parser.add_argument("--methods", nargs="+", help="default: every distiller with a config (configs/toy/"
+                        "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py), every ablation config")
     parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
                         "work_dirs/ablations, work_dirs/hetero")
     parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one")
@@ -172,13 +172,11 @@ def main() -> None:
         return hetero_study(args)
     data = {"distillers": TOY, "real": REAL, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
-    if args.study == "ablations":
-        names = ablation_names()
-    else:
-        names = args.methods or data.registered_methods()
-        unknown = sorted(set(names) - set(data.registered_methods()))
-        if unknown:
-            parser.error(f"no config for {unknown} in this study; methods with one: {data.registered_methods()}")
+    known = ablation_names() if args.study == "ablations" else data.registered_methods()
+    names = args.methods or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"no config for {unknown} in this study; those with one: {known}")
     distillers_study(args, data, data.method_configs(names))
 
 

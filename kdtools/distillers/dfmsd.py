@@ -141,8 +141,9 @@ class DFMSD(DualMaskDistiller):
         return 1.0 + self.enhance * batch.inside_boxes(size) if self.enhance_mode == "weight" else None
 
     def level_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor | dict:
-        loss = self.alpha_dfmsd * self.reconstruction_loss(student, teacher, batch, index)
+        aligned_student, aligned_teacher = self.aligned(student, teacher, index)
+        loss = self.alpha_dfmsd * self.aligned_reconstruction_loss(aligned_student, aligned_teacher, teacher, batch,
+                                                                   index)
         if not self.align_weight:
             return loss
-        aligned_student, aligned_teacher = self.aligned(student, teacher, index)
         return {"rec": loss, "align": self.align_weight * (aligned_student - aligned_teacher).pow(2).mean() / 2}

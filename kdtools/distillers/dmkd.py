@@ -163,9 +163,13 @@ class DualMaskDistiller(BaseDistiller):
 
     def reconstruction_loss(self, student: Tensor, teacher: Tensor, batch: DistillBatch, index: int) -> Tensor:
         """sum w * (T' - F_hat)^2 / N on the aligned features (S', T'), w the position weight (1 by default)."""
-        aligned_student, aligned_teacher = self.aligned(student, teacher, index)
-        source = self.mask_source(teacher, aligned_teacher)
-        error = (aligned_teacher - self.reconstruct(aligned_student, source, batch, index)).pow(2)
+        return self.aligned_reconstruction_loss(*self.aligned(student, teacher, index), teacher, batch, index)
+
+    def aligned_reconstruction_loss(self, student: Tensor, teacher: Tensor, raw_teacher: Tensor, batch: DistillBatch,
+                                    index: int) -> Tensor:
+        """``reconstruction_loss`` on features already aligned; ``raw_teacher`` is the teacher before alignment."""
+        source = self.mask_source(raw_teacher, teacher)
+        error = (teacher - self.reconstruct(student, source, batch, index)).pow(2)
         weight = self.position_weight(batch, error.shape[-2:])
         if weight is not None:
             error = error * weight[:, None]

@@ -124,7 +124,8 @@ def test_teacher_checkpoint_of_another_model_lists_keys(make_config, tmp_path):
 
 
 def test_tap_typo_shows_close_names(make_config):
-    with pytest.raises(KeyError, match=r"Closest module paths: \['neck'"):
+    asked_by = r"Distiller 'pkd' \(PKD\) asks for it; check its student_tap=\['nekc'\]"
+    with pytest.raises(KeyError, match=r"Closest module paths: \['neck'.*" + asked_by):
         build(make_config([dict(PKD, student_tap="nekc")]))
 
 

@@ -221,6 +221,12 @@ def test_crosskd_needs_heads_of_equal_width(toy_root, gfl_teacher_ckpt):
         build(cfg)
 
 
+def test_crosskd_past_the_last_head_conv_names_reused_layer(toy_root, gfl_teacher_ckpt):
+    cfg = gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=5)])
+    with pytest.raises(KeyError, match=r"'bbox_head.cls_convs.4.activate' is not a module .*CrossKD.*reused_layer=5"):
+        build(cfg)
+
+
 # ------------------------------------------------------------------------------------------------- BCKD
 def flat(maps: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps])

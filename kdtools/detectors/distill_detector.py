@@ -147,9 +147,15 @@ class DistillDetector(BaseDetector):
         raise KeyError(f"No distiller named {name!r}; the distillers are {[d.name for d in self.distillers]}.")
 
     # ------------------------------------------------------------------ set-up
-    def _taps(self, side: str) -> list[str]:
-        """What the distillers declared they need recorded on ``side`` ('student' or 'teacher')."""
-        return list(dict.fromkeys(tap for d in self.distillers for tap in getattr(d, f"{side}_taps")()))
+    def _taps(self, side: str) -> dict[str, str]:
+        """What the distillers declared they need recorded on ``side`` ('student' or 'teacher'), each with the
+        distiller and settings that asked for it (named if the module is missing)."""
+        taps: dict[str, str] = {}
+        for d in self.distillers:
+            settings = ", ".join(f"{key}={value!r}" for key, value in d.tap_settings().items())
+            for tap in getattr(d, f"{side}_taps")():
+                taps.setdefault(tap, f"Distiller {d.name!r} ({type(d).__name__}) asks for it; check its {settings}.")
+        return taps
 
     def _check_unique_names(self) -> None:
         names = [d.name for d in self.distillers]

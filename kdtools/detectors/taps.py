@@ -11,7 +11,7 @@ transformer's memory or queries) and dense-head outputs (a tuple of per-level li
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -22,14 +22,14 @@ from torch import Tensor, nn
 INPUT_SUFFIX = ":in"
 
 
-def find_module(model: nn.Module, path: str, owner: str) -> nn.Module:
-    """The submodule at ``path``, or a KeyError that lists the closest existing paths."""
+def find_module(model: nn.Module, path: str, owner: str, origin: str = "") -> nn.Module:
+    """The submodule at ``path``, or a KeyError that lists the closest existing paths and ``origin`` (who asked)."""
     modules = dict(model.named_modules())
     if path in modules:
         return modules[path]
     close = difflib.get_close_matches(path, [name for name in modules if name], n=5, cutoff=0.5)
     hint = f" Closest module paths: {close}." if close else ""
-    raise KeyError(f"Tap {path!r} is not a module of the {owner} ({type(model).__name__}).{hint}")
+    raise KeyError(f"Tap {path!r} is not a module of the {owner} ({type(model).__name__}).{hint} {origin}".rstrip())
 
 
 def module_path(tap: str) -> str:
@@ -118,11 +118,15 @@ class Records:
 
 
 class TapRecorder:
-    """Records every call of the tapped modules of ``model`` while recording is on."""
+    """Records every call of the tapped modules of ``model`` while recording is on.
 
-    def __init__(self, model: nn.Module, taps: Iterable[str], owner: str) -> None:
+    ``taps`` may map each tap to who asked for it, which a missing module's error then names.
+    """
+
+    def __init__(self, model: nn.Module, taps: Iterable[str] | Mapping[str, str], owner: str) -> None:
+        origins = taps if isinstance(taps, Mapping) else {}
         self.paths = list(dict.fromkeys(taps))
-        self.modules = {tap: find_module(model, module_path(tap), owner) for tap in self.paths}
+        self.modules = {tap: find_module(model, module_path(tap), owner, origins.get(tap, "")) for tap in self.paths}
         self._calls: dict[str, list[Any]] = {}
         self._active = False
         for tap, module in self.modules.items():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from mmengine.model import BaseModule
@@ -207,6 +207,10 @@ class BaseDistiller(BaseModule):
     def teacher_taps(self) -> list[str]:
         """What this distiller needs recorded in the teacher (the teacher runs only as deep as these)."""
         return self.teacher_tap
+
+    def tap_settings(self) -> dict[str, Any]:
+        """The settings that decide the taps, named when a tap is not a module of the model."""
+        return {"student_tap": self.student_tap, "teacher_tap": self.teacher_tap}
 
     def inputs(self, student: Records, teacher: Records) -> tuple[list[Tensor], list[Tensor]]:
         """The arguments of ``forward`` besides the batch: the tapped student and teacher levels."""

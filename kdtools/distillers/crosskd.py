@@ -24,6 +24,7 @@ w_box = 2). These are the defaults. The student and teacher heads must have equa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,9 @@ class CrossKD(HeadDistiller):
         if self.reused_layer == 0:
             return [f"{head}:in"]
         return [f"{head}.{branch}.{self.reused_layer - 1}.activate:in" for branch in ("cls_convs", "reg_convs")]
+
+    def tap_settings(self) -> dict[str, Any]:
+        return {**super().tap_settings(), "reused_layer": self.reused_layer}
 
     def student_taps(self) -> list[str]:
         return [self.student_head, *self.feature_taps(self.student_head)]

@@ -27,7 +27,7 @@ Writing one::
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from mmengine.model import BaseModule
@@ -82,6 +82,9 @@ class HeadDistiller(BaseModule):
 
     def teacher_taps(self) -> list[str]:
         return [self.teacher_head]
+
+    def tap_settings(self) -> dict[str, Any]:
+        return {"student_head": self.student_head, "teacher_head": self.teacher_head}
 
     def inputs(self, student: Records, teacher: Records) -> tuple[HeadOutputs, HeadOutputs]:
         """The arguments of ``forward`` besides the batch: both heads' outputs."""

@@ -1,16 +1,18 @@
-"""The accuracy studies: every distiller on the toy data and on real photos, heterogeneous pairs, ablations.
+"""The accuracy studies: every distiller on the toy data and on real photos, head distillers, heterogeneous pairs,
+ablations.
 
-    python tools/results.py [--study distillers|real] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd rnd]
+    python tools/results.py [--study distillers|real|heads] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd]
                             [--work-dir DIR] [--teacher TRAINED_TEACHER]
     python tools/results.py --study ablations [--seeds 0] [--methods dmkd_bottomk ...] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
-schedule. ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and DFMSD) against
-the BCCD student and teacher. ``--study hetero`` trains (or reuses) the Faster R-CNN,
-ConvNeXt and RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
-``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Either prints a markdown table of COCO mAP
+schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (``configs/toy/<method>_gfl_toy.py``:
+LD, CrossKD, BCKD, PKD). ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and
+DFMSD) against the BCCD student and teacher. ``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and
+RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
+``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Each prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
 numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.
 """
@@ -49,6 +51,8 @@ TOY = Data("configs/toy/retinanet_toy_teacher.py", "configs/toy/retinanet_toy_st
            "configs/toy/{method}_retina_toy.py", "work_dirs/results")
 REAL = Data("configs/bccd/retinanet_bccd_teacher.py", "configs/bccd/retinanet_bccd_student.py",
             "configs/bccd/{method}_retina_bccd.py", "work_dirs/results_real")
+HEADS = Data("configs/toy/gfl_toy_teacher.py", "configs/toy/gfl_toy_student.py", "configs/toy/{method}_gfl_toy.py",
+             "work_dirs/results_heads")
 ABLATIONS = Data(REAL.teacher, REAL.baseline, "configs/bccd/ablations/{method}.py", "work_dirs/ablations")
 
 # hetero study: teachers (trained into work_dirs/<config name>, where the pair configs look for them), the
@@ -157,12 +161,13 @@ def hetero_study(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("distillers", "real", "ablations", "hetero"), default="distillers")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real), 0 (the others)")
+    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero"), default="distillers")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads), 0 (the others)")
     parser.add_argument("--methods", nargs="+", help="default: every distiller with a config (configs/toy/"
-                        "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py), every ablation config")
+                        "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py, configs/toy/<method>_gfl_toy.py"
+                        "), every ablation config")
     parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
-                        "work_dirs/ablations, work_dirs/hetero")
+                        "work_dirs/results_heads (heads), work_dirs/ablations, work_dirs/hetero")
     parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one")
     args = parser.parse_args()
     one_seed = args.study in ("ablations", "hetero")
@@ -170,7 +175,7 @@ def main() -> None:
     if args.study == "hetero":
         args.work_dir = args.work_dir or "work_dirs/hetero"
         return hetero_study(args)
-    data = {"distillers": TOY, "real": REAL, "ablations": ABLATIONS}[args.study]
+    data = {"distillers": TOY, "real": REAL, "heads": HEADS, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
     known = ablation_names() if args.study == "ablations" else data.registered_methods()
     names = args.methods or known

@@ -180,11 +180,12 @@ def test_dfmsd_without_enhancement_and_alignment_is_dmkd():
 
 @pytest.mark.parametrize("align", ["standardize", "affine"])
 def test_dfmsd_alignment_makes_loss_invariant_to_teacher_affine(align):
+    """With the masks chosen on the aligned teacher too (attention_from='aligned')."""
     student, teacher = features()
     g = torch.Generator().manual_seed(5)
     scale = torch.rand(1, C, 1, 1, generator=g) * 3 + 0.5
     shift = torch.randn(1, C, 1, 1, generator=g) * 4
-    distiller = make(dict(type="DFMSD", align=align, alpha_dfmsd=1.0))
+    distiller = make(dict(type="DFMSD", align=align, alpha_dfmsd=1.0, attention_from="aligned"))
     with torch.no_grad():
         loss = distiller([student], [teacher], make_batch())["loss_dfmsd_p3"]
         moved = distiller([student], [teacher * scale + shift], make_batch())["loss_dfmsd_p3"]
@@ -285,8 +286,8 @@ def test_masks_from_the_raw_teacher_attention():
     positions, channels = random_ranks()
     teacher = ranked_teacher(positions, channels) + 3.0 * torch.arange(C).reshape(1, C, 1, 1)  # channel offsets
     student = torch.randn(N, C, H, W)
-    raw = make(dict(type="DFMSD", enhance=0.0, attention_from="raw", mask_ratio=RATIO))
-    aligned = make(dict(type="DFMSD", enhance=0.0, mask_ratio=RATIO))
+    raw = make(dict(type="DFMSD", enhance=0.0, mask_ratio=RATIO))
+    aligned = make(dict(type="DFMSD", enhance=0.0, attention_from="aligned", mask_ratio=RATIO))
     maps = raw.visual_maps(student, teacher, make_batch(), 0)
     assert torch.equal(maps["masked positions"], 1 - raw.masks(teacher, make_batch())[0][:, 0])
     assert not torch.equal(maps["masked positions"], aligned.visual_maps(student, teacher, make_batch(), 0)[

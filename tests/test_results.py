@@ -69,6 +69,7 @@ def test_teacher_is_evaluated_when_trained_else_trained_once(results, tmp_path, 
 def test_studies_find_every_registered_method_with_a_config(results):
     expected = ["cwd", "dfmsd", "dmkd", "fgd", "mgd", "pkd", "rnd"]
     assert results.TOY.registered_methods() == results.REAL.registered_methods() == expected
-    assert {"dmkd_bottomk", "dmkd_random", "dfmsd_raw_attention", "dfmsd_one_stage"} <= set(results.ablation_names())
+    assert results.HEADS.registered_methods() == ["bckd", "crosskd", "ld", "pkd"]
+    assert {"dmkd_bottomk", "dfmsd_aligned_attention", "dfmsd_one_stage"} <= set(results.ablation_names())
     for config in results.ABLATIONS.method_configs(results.ablation_names()).values():
         assert (ROOT / config).is_file()

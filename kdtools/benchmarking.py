@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-BAR = 1.10
+BAR = 1.10  # feature distillers
+HEAD_BAR = 1.05  # head distillers
 MIB = 2**20
 STATE_COPIES = 4  # weights, gradients, two Adam moments
 
@@ -48,25 +49,26 @@ class BenchSpec:
 @dataclass(frozen=True)
 class Step:
     """One iteration: wall seconds, process CPU seconds (all threads); for a distiller the seconds inside its
-    forward and those of its generation blocks' forward + backward, run alone after the step."""
+    forward and those of its training-only pass (generation blocks, CrossKD's crossing) forward + backward,
+    run alone after the step."""
 
     wall: float
     cpu: float
     distillers: float = 0.0
-    generation: float | None = None
+    extra: float | None = None
 
 
 @dataclass
 class Window:
     """A distiller's timed iterations with the student and teacher iterations interleaved with them: wall and
-    process CPU seconds, and what its phase reported at the end (peak_mib, distiller_param_bytes and, with
-    generation blocks, generation_gflop)."""
+    process CPU seconds, and what its phase reported at the end (peak_mib, distiller_param_bytes, time_bar and,
+    with generation blocks, extra_gflop)."""
 
     student: list[float] = field(default_factory=list)
     teacher: list[float] = field(default_factory=list)
     kd: list[float] = field(default_factory=list)
     distillers: list[float] = field(default_factory=list)
-    generation: list[float] = field(default_factory=list)
+    extra: list[float] = field(default_factory=list)
     student_cpu: list[float] = field(default_factory=list)
     teacher_cpu: list[float] = field(default_factory=list)
     kd_cpu: list[float] = field(default_factory=list)
@@ -77,8 +79,8 @@ class Window:
         getattr(self, f"{phase}_cpu").append(step.cpu)
         if phase == "kd":
             self.distillers.append(step.distillers)
-        if step.generation is not None:
-            self.generation.append(step.generation)
+        if step.extra is not None:
+            self.extra.append(step.extra)
 
 
 @dataclass
@@ -105,17 +107,18 @@ class DistillerRow:
     peak_mib: float
     modules_mib: float
     memory_ratio: float
-    generation_gflop: float | None
-    t_generation: float | None
-    overhead_with_generation: float | None
+    extra_gflop: float | None
+    t_extra: float | None
+    overhead_with_extra: float | None
+    time_bar: float = BAR
 
     @property
     def overhead_bar_met(self) -> bool:
-        return self.overhead <= BAR
+        return self.overhead <= self.time_bar
 
     @property
-    def generation_bar_met(self) -> bool | None:
-        return None if self.overhead_with_generation is None else self.overhead_with_generation <= BAR
+    def extra_bar_met(self) -> bool | None:
+        return None if self.overhead_with_extra is None else self.overhead_with_extra <= self.time_bar
 
     @property
     def memory_bar_met(self) -> bool:
@@ -241,7 +244,7 @@ def summarise(measurements: Measurements) -> list[DistillerRow]:
         cpu_s, cpu_t, cpu_kd = (statistics.median(t) for t in (window.student_cpu, window.teacher_cpu, window.kd_cpu))
         info = window.info
         modules_mib = info["distiller_param_bytes"] * STATE_COPIES / MIB
-        t_gen = statistics.median(window.generation) if window.generation else None
+        t_extra = statistics.median(window.extra) if window.extra else None
         rows.append(DistillerRow(
             name=name,
             t_student=t_s,
@@ -254,9 +257,10 @@ def summarise(measurements: Measurements) -> list[DistillerRow]:
             modules_mib=modules_mib,
             memory_ratio=info["peak_mib"] / (measurements.student_peak_mib + measurements.teacher_peak_mib
                                              + modules_mib),
-            generation_gflop=info.get("generation_gflop"),
-            t_generation=t_gen,
-            overhead_with_generation=None if t_gen is None else t_kd / (t_s + t_t + t_gen),
+            extra_gflop=info.get("extra_gflop"),
+            t_extra=t_extra,
+            overhead_with_extra=None if t_extra is None else t_kd / (t_s + t_t + t_extra),
+            time_bar=info.get("time_bar", BAR),
         ))
     return rows
 
@@ -291,16 +295,16 @@ def format_report(info: dict[str, Any], spec: BenchSpec, config: str, measuremen
         f"| {measurements.teacher_peak_mib:.0f} |",
         "",
         "| distiller | t_s (ms) | t_t (ms) | t_kd (ms) | t_kd / (t_s + t_t) | same, CPU time | in distillers (ms) "
-        "| peak (MiB) | modules x4 (MiB) | peak / (s + t + modules) | gen GFLOP | t_gen (ms) "
-        "| t_kd / (t_s + t_t + t_gen) | overhead <= 1.10 | with gen <= 1.10 | memory <= 1.10 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "| peak (MiB) | modules x4 (MiB) | peak / (s + t + modules) | extra GFLOP | t_extra (ms) "
+        "| t_kd / (t_s + t_t + t_extra) | time bar | overhead <= bar | with extra <= bar | memory <= 1.10 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.name} | {row.t_student * 1e3:.1f} | {row.t_teacher * 1e3:.1f} | {row.t_kd * 1e3:.1f} "
             f"| {row.overhead:.3f} | {row.cpu_overhead:.3f} | {row.t_distillers * 1e3:.1f} | {row.peak_mib:.0f} "
-            f"| {row.modules_mib:.1f} | {row.memory_ratio:.3f} | {_optional(row.generation_gflop, 1, 2)} "
-            f"| {_optional(row.t_generation, 1e3, 1)} | {_optional(row.overhead_with_generation, 1, 3)} "
-            f"| {verdict(row.overhead_bar_met)} | {verdict(row.generation_bar_met)} | {verdict(row.memory_bar_met)} |"
+            f"| {row.modules_mib:.1f} | {row.memory_ratio:.3f} | {_optional(row.extra_gflop, 1, 2)} "
+            f"| {_optional(row.t_extra, 1e3, 1)} | {_optional(row.overhead_with_extra, 1, 3)} | {row.time_bar:.2f} "
+            f"| {verdict(row.overhead_bar_met)} | {verdict(row.extra_bar_met)} | {verdict(row.memory_bar_met)} |"
         )
     return "\n".join(lines)

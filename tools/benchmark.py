@@ -15,11 +15,13 @@ read then. Every phase runs on one synthetic batch (random images, random GT box
   whole network for head distillers).
 - one phase per distiller: a ``DistillDetector`` with just that distiller: loss, backward and SGD step over
   the student and distiller parameters. The time spent inside the distillers' forward is taken by hooks
-  around each distiller. For distillers with training-only blocks (those a distiller names in its
-  ``training_only`` attribute: DMKD's and DFMSD's generators, MGD's generation blocks) each iteration also
-  times the blocks alone, forward + backward on random features of the matched teacher levels' shapes, and
-  their FLOPs are counted analytically: 2 x k x k x C_in x C_out x H x W x N per conv forward, x 3 for
-  forward + backward.
+  around each distiller. A distiller's training-only pass is also timed alone each iteration (t_extra):
+  for feature distillers with training-only blocks (those named in their ``training_only`` attribute:
+  DMKD's and DFMSD's generators, MGD's generation blocks) forward + backward of the blocks on random
+  features of the matched teacher levels' shapes, their FLOPs counted analytically (2 x k x k x C_in x
+  C_out x H x W x N per conv forward, x 3 for forward + backward); for head distillers what their
+  ``training_only_pass`` returns (CrossKD: the teacher's remaining head layers on the student's features,
+  forward + backward).
 
 The distillers timed by default are every registered distiller (``DISTILLERS``) that fits the config's
 student: the feature distillers, and the head distillers whose ``head_types`` the student's head is. Each
@@ -33,9 +35,10 @@ turn, one iteration each (student, teacher, distillation), so each distiller's r
 taken in the same stretch of time (on a shared machine the load changes from minute to minute). Times are
 wall times (CUDA synchronised before and after each iteration), medians of ``--iters`` iterations after
 ``--warmup`` untimed ones. Ratios: overhead = t_kd / (t_student + t_teacher), with the student and teacher
-medians of that distiller's stretch; with generation blocks also t_kd / (t_student + t_teacher + t_gen).
-The bar for both is 1.10. The overhead is also given in process CPU time (all threads), which other jobs
-on the machine disturb less than wall time (on CPU; on CUDA it only counts the host side).
+medians of that distiller's stretch; with a training-only pass also t_kd / (t_student + t_teacher + t_extra).
+The bar for both is 1.10 for feature distillers, 1.05 for head distillers. The overhead is also given in
+process CPU time (all threads), which other jobs on the machine disturb less than wall time (on CPU; on CUDA
+it only counts the host side).
 
 Peak memory, per process: on CUDA ``max_memory_allocated`` minus what was allocated when the phase
 started; on CPU the peak RSS (``ru_maxrss``) minus the RSS measured right after the imports and the batch
@@ -83,6 +86,8 @@ from torch import Tensor, nn
 
 import kdtools  # noqa: F401  (registers the detector and the distillers)
 from kdtools.benchmarking import (
+    BAR,
+    HEAD_BAR,
     BenchSpec,
     ForwardTimer,
     GenerationBlocks,
@@ -342,13 +347,24 @@ def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
     return build_trainable(cfg, spec)
 
 
-# --------------------------------------------------------------------------------------- generation blocks
-def generation_shapes(model: DistillDetector, inputs: Tensor, samples: list[DetDataSample]) -> list[torch.Size]:
-    """N x C x H x W of the teacher feature of each level the (single) distiller matched, for this batch."""
+# --------------------------------------------------------------------------------------- training-only pass
+def training_only_pass(model: DistillDetector, inputs: Tensor, samples: list[DetDataSample],
+                       spec: BenchSpec) -> tuple[Callable[[], None] | None, float | None]:
+    """What the (single) distiller runs beyond the models' passes, to time alone, and its GFLOPs if counted:
+    a feature distiller's generation blocks on random features of its matched teacher levels' shapes, or a
+    head distiller's own pass (CrossKD's crossing) on this batch's records; (None, None) when neither."""
     distiller = model.distillers[0]
+    blocks = distiller.training_only_blocks()
     with torch.no_grad():
-        _, teacher = distiller.inputs(model.student_records(inputs, samples), model.teacher.records(inputs, samples))
-    return [teacher[pair.teacher_index].shape for pair in distiller.levels]
+        student, teacher = model.student_records(inputs, samples), model.teacher.records(inputs, samples)
+    if isinstance(distiller, HeadDistiller):
+        return distiller.training_only_pass(student, teacher), None
+    if not blocks:
+        return None, None
+    _, teacher_levels = distiller.inputs(student, teacher)
+    shapes = [teacher_levels[pair.teacher_index].shape for pair in distiller.levels]
+    generation = GenerationBlocks(blocks, shapes, spec.device, spec.channels_last)
+    return generation.step, generation.gflop
 
 
 # ------------------------------------------------------------------------------------------------- phases
@@ -373,7 +389,8 @@ class Phase:
         self.inputs, self.samples = make_batch(spec)
         self.memory = PeakMemory(spec.device)
         self.timer: ForwardTimer | None = None
-        self.generation: GenerationBlocks | None = None
+        self.extra: Callable[[], None] | None = None
+        self.extra_gflop: float | None = None
         if name == "teacher":
             self.run = partial(bench_teacher(spec).records, self.inputs, self.samples)
             return
@@ -382,25 +399,23 @@ class Phase:
         if name == "student":
             return
         self.timer = ForwardTimer(self.model.distillers, self.sync)
-        blocks = self.model.distillers[0].training_only_blocks()
-        if blocks:
-            shapes = generation_shapes(self.model, self.inputs, self.samples)
-            self.generation = GenerationBlocks(blocks, shapes, spec.device, spec.channels_last)
+        self.extra, self.extra_gflop = training_only_pass(self.model, self.inputs, self.samples, spec)
 
     def step(self) -> Step:
         step = timed(self.run, self.sync)
         if self.timer is None:
             return step
-        generation = timed(self.generation.step, self.sync).wall if self.generation else None
-        return Step(step.wall, step.cpu, self.timer.take(), generation)
+        extra = timed(self.extra, self.sync).wall if self.extra else None
+        return Step(step.wall, step.cpu, self.timer.take(), extra)
 
     def finish(self) -> dict[str, float]:
         info = {"peak_mib": self.memory.peak_mib()}
         if self.timer is not None:
             params = self.model.distillers.parameters()
             info["distiller_param_bytes"] = sum(p.numel() * p.element_size() for p in params)
-        if self.generation is not None:
-            info["generation_gflop"] = self.generation.gflop
+            info["time_bar"] = HEAD_BAR if isinstance(self.model.distillers[0], HeadDistiller) else BAR
+        if self.extra_gflop is not None:
+            info["extra_gflop"] = self.extra_gflop
         return info
 
     def close(self) -> None:
@@ -505,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "spec": asdict(spec),
                 "measurements": asdict(measurements),
                 "distillers": [dict(asdict(row), overhead_bar_met=row.overhead_bar_met,
-                                    generation_bar_met=row.generation_bar_met, memory_bar_met=row.memory_bar_met)
+                                    extra_bar_met=row.extra_bar_met, memory_bar_met=row.memory_bar_met)
                                for row in rows],
             }, f, indent=2)
 

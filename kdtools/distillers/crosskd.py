@@ -23,7 +23,8 @@ w_box = 2). These are the defaults. The student and teacher heads must have equa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -141,6 +142,22 @@ class CrossKD(HeadDistiller):
             cls_scores.append(head.gfl_cls(cls_feat))
             bbox_preds.append(scale(head.gfl_reg(reg_feat)).float())
         return cls_scores, bbox_preds
+
+    def training_only_pass(self, student: Records, teacher: Records) -> Callable[[], None]:
+        """The crossing alone: the teacher's remaining head layers on the student's features, forward and
+        backward to those features."""
+        student_features, teacher_features = self.inputs(student, teacher)
+        leaves = {field: [f.detach().requires_grad_() for f in getattr(student_features, field)]
+                  for field in ("cls_feats", "reg_feats")}
+        crossing_input = replace(student_features, **leaves)
+
+        def crossing() -> None:
+            cls_scores, bbox_preds = self.crossed(crossing_input, teacher_features)
+            sum(x.sum() for x in (*cls_scores, *bbox_preds)).backward()
+            for feature in (*leaves["cls_feats"], *leaves["reg_feats"]):
+                feature.grad = None
+
+        return crossing
 
     def head_loss(self, student: HeadFeatures, teacher: HeadFeatures, batch: DistillBatch) -> dict[str, Tensor]:
         targets = assigned_targets(student.head, student.cls_scores, batch)

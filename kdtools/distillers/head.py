@@ -27,6 +27,7 @@ Writing one::
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -92,6 +93,11 @@ class HeadDistiller(BaseModule):
 
     def training_only_blocks(self) -> list[list[nn.Module]]:
         return []
+
+    def training_only_pass(self, student: Records, teacher: Records) -> Callable[[], None] | None:
+        """What this distiller runs beyond the two models' passes (forward + backward), to be timed alone by
+        tools/benchmark.py on these records; None when nothing (the default)."""
+        return None
 
     def log_values(self) -> dict[str, Tensor]:
         """Scalars to log beside the losses; none by default."""

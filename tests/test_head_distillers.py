@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from conftest import ROOT, build_plain, save_random_checkpoint, toy_distill_config
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
 from kdtools.config import expand_distill_config
@@ -317,3 +318,13 @@ def test_head_distillers_refuse_rtmdet_heads_by_name(toy_root, rtmdet_teacher_ck
                              teacher=RTMDET_TEACHER)
     with pytest.raises(ValueError, match=r"BCKD 'bckd' needs box distributions .*\['GFLHead'\].* RTMDetSepBNHead"):
         build(cfg)
+
+
+def test_rtmdet_toy_configs_build_their_optimizer(toy_root, rtmdet_teacher_ckpt):
+    """RTMDet's head shares its convs across levels; each parameter must go into one optimizer group."""
+    distill = Config.fromfile(str(ROOT / "configs/toy/pkd_cwd_rtmdet_toy.py")).distill
+    pair = toy_distill_config(toy_root, rtmdet_teacher_ckpt, distill, student=RTMDET_STUDENT, teacher=RTMDET_TEACHER)
+    for config, model in ((RTMDET_TEACHER, build_plain(RTMDET_TEACHER)), (RTMDET_STUDENT, build(pair))):
+        optimizer = build_optim_wrapper(model, Config.fromfile(str(config)).optim_wrapper).optimizer
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        assert len(params) == len({id(p) for p in params}) == sum(p.requires_grad for p in model.parameters())

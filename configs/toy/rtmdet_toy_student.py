@@ -5,3 +5,6 @@ _base_ = [
     '../_base_/schedules/toy_schedule.py',
     '../_base_/default_runtime.py',
 ]
+
+# The head shares its convs across levels: each parameter goes into one optimizer group.
+optim_wrapper = dict(paramwise_cfg=dict(bypass_duplicate=True))

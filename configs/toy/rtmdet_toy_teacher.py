@@ -7,3 +7,6 @@ _base_ = [
 ]
 
 train_cfg = dict(max_epochs=15)
+
+# The head shares its convs across levels: each parameter goes into one optimizer group.
+optim_wrapper = dict(paramwise_cfg=dict(bypass_duplicate=True))

@@ -275,8 +275,8 @@ def test_head_distillers_train_end_to_end_with_named_losses(toy_root, gfl_teache
     names = {"loss_ld", "loss_ld_vlr", "loss_bckd_cls", "loss_bckd_loc", "loss_crosskd_cls", "loss_crosskd_box"}
     assert names <= set(losses) and {f"loss_pkd_p{i}" for i in range(3, 8)} <= set(losses)
     assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in names)
-    assert model._taps("teacher") == ["bbox_head", "bbox_head.cls_convs.1.activate:in",
-                                      "bbox_head.reg_convs.1.activate:in", "neck"]
+    assert list(model._taps("teacher")) == ["bbox_head", "bbox_head.cls_convs.1.activate:in",
+                                            "bbox_head.reg_convs.1.activate:in", "neck"]
     assert not any(k.startswith("teacher") for k in model.state_dict())
 
 

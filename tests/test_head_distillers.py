@@ -14,6 +14,7 @@ from kdtools.config import expand_distill_config
 from kdtools.detectors.levels import map_shapes
 from kdtools.detectors.taps import TapRecorder, run_to_depth
 from kdtools.distillers import DistillBatch
+from kdtools.modules.dense_heads import assigned_targets, recorded_targets
 from kdtools.registry import build_distiller
 
 GFL_STUDENT = ROOT / "configs/toy/gfl_toy_student.py"
@@ -226,6 +227,34 @@ def test_crosskd_past_the_last_head_conv_names_reused_layer(toy_root, gfl_teache
     cfg = gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=5)])
     with pytest.raises(KeyError, match=r"'bbox_head.cls_convs.4.activate' is not a module .*CrossKD.*reused_layer=5"):
         build(cfg)
+
+
+def test_head_distillers_reuse_the_students_own_assignment(toy_root, gfl_teacher_ckpt, monkeypatch):
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="LD"), dict(type="BCKD")]))
+    head = model.student.bbox_head
+    assert model.target_heads == [head]
+    inputs, samples = batch_data()
+    with torch.no_grad():
+        cls_scores = model.student_records(inputs, samples).head("bbox_head").cls_scores
+        with recorded_targets([head]) as recorded:
+            model.student.loss(inputs, samples)
+    assert "get_targets" not in vars(head)  # the class's method again
+    fresh = assigned_targets(head, cls_scores, DistillBatch.from_data_samples(samples, (SIZE, SIZE)))
+    reused = recorded[("targets", id(head))]
+    for field in ("anchors", "strides", "images", "labels", "label_weights", "bbox_targets"):
+        assert torch.equal(getattr(reused, field), getattr(fresh, field)), field
+    assert reused.num_pos == fresh.num_pos > 1
+
+    calls = []
+    get_targets = type(head).get_targets
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return get_targets(*args, **kwargs)
+
+    monkeypatch.setattr(type(head), "get_targets", counted)
+    losses = model.loss(inputs, samples)
+    assert len(calls) == 1 and losses["loss_ld"] > 0 and losses["loss_bckd_cls"] > 0  # the student's loss only
 
 
 # ------------------------------------------------------------------------------------------------- BCKD

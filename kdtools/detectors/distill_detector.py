@@ -31,6 +31,7 @@ from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.distillers.head import HeadDistiller
+from kdtools.modules.dense_heads import recorded_targets
 from kdtools.registry import build_distiller
 
 STAGE_KEYS = {"epochs", "teacher", "distillers"}
@@ -92,6 +93,9 @@ class DistillDetector(BaseDetector):
         self._student_dp = dict(student.get("data_preprocessor") or {})
         self.student_taps = TapRecorder(self.student, self._taps("student"), "student")
         self.student_probe = probe(self.student, self.student_taps, probe_size)
+        self.target_heads = list(dict.fromkeys(  # heads whose own target assignment the distillers reuse
+            self.student_taps.modules[d.student_head] for d in self.distillers
+            if isinstance(d, HeadDistiller) and d.uses_targets))
         self.teacher: Teacher | None = None
         self.loaded_stage = -1
         self.set_stage(0)
@@ -217,10 +221,11 @@ class DistillDetector(BaseDetector):
         return records
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: list[DetDataSample]) -> dict[str, Tensor]:
-        with self.student_taps.recording() as student:
+        with self.student_taps.recording() as student, recorded_targets(self.target_heads) as targets:
             losses = self.student.loss(batch_inputs, batch_data_samples)
         teacher = self.teacher.records(batch_inputs, batch_data_samples)
         batch = DistillBatch.from_data_samples(batch_data_samples, tuple(batch_inputs.shape[-2:]))
+        batch.cache.update(targets)
         batch.detection_loss = detection_loss(losses).detach()
         distill_losses, logged = {}, {}
         for d in self.distillers:

@@ -48,6 +48,7 @@ class BCKD(HeadDistiller):
     """
 
     head_types = ("GFLHead",)
+    uses_targets = True
     needs = "box distributions to decode boxes from"
 
     def __init__(self, beta: float = 1.0, cls_weight: float = 1.0, loc_weight: float = 2.0, **kwargs) -> None:

@@ -78,6 +78,7 @@ class CrossKD(HeadDistiller):
     """
 
     head_types = ("GFLHead",)
+    uses_targets = True
     needs = "box distributions and GFL's head layers (cls_convs, reg_convs, gfl_cls, gfl_reg, scales)"
 
     def __init__(self, reused_layer: int = 3, beta: float = 1.0, cls_weight: float = 1.0, box_loss: str = "giou",

@@ -8,8 +8,9 @@ declares what it needs and gets it through the records, never through config plu
 - ``student_taps()``/``teacher_taps()``: the head by default (its per-level ``cls_scores`` and
   ``bbox_preds``); a method may add intermediate head features (CrossKD). The teacher runs to the head only
   because a head is declared.
-- targets: :func:`kdtools.modules.dense_heads.assigned_targets` runs the student head's own assigner on the
-  GT boxes and labels of the batch (shared by the distillers of a step).
+- targets: :func:`kdtools.modules.dense_heads.assigned_targets` gives the student head's own assignment of
+  the batch's GT boxes and labels; a distiller with ``uses_targets = True`` gets the one the student's loss
+  made (recorded by the detector), not a second run of the assigner.
 
 Writing one::
 
@@ -55,6 +56,7 @@ class HeadDistiller(BaseModule):
     settable: tuple[str, ...] = ("loss_weight",)
     head_types: tuple[str, ...] = ()  # class names a head must be or derive from; () accepts any dense head
     needs: str = "dense-head outputs"  # what the head types provide, for the build-time error
+    uses_targets: bool = False  # reads assigned_targets(): the detector records the student's own assignment
     training_only: tuple[str, ...] = ()
     calibration = None  # loss_weight='auto' is a feature distiller option
 

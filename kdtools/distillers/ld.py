@@ -53,6 +53,7 @@ class LD(HeadDistiller):
     """
 
     head_types = ("GFLHead",)
+    uses_targets = True
     needs = "box distributions (reg_max + 1 bins per side)"
     settable = (*HeadDistiller.settable, "vlr_weight")
 

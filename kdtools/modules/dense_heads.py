@@ -15,7 +15,8 @@ Distribution distillation (LD; mmdet's ``KnowledgeDistillationKLDivLoss``), per 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,30 +64,62 @@ def gt_instances(batch: DistillBatch) -> list[InstanceData]:
     return [InstanceData(bboxes=boxes, labels=labels) for boxes, labels in zip(batch.gt_bboxes, batch.gt_labels)]
 
 
+def targets_key(head: nn.Module) -> tuple[str, int]:
+    return ("targets", id(head))
+
+
 def assigned_targets(head: nn.Module, cls_scores: Sequence[Tensor], batch: DistillBatch) -> DenseTargets:
     """The GFL-style head's ``get_targets`` on this batch (its assigner, e.g. ATSS), cached on the batch so that
-    the distillers of a step share one assignment."""
-    key = ("targets", id(head))
+    the distillers of a step share one assignment; the student's own, recorded in its loss
+    (:func:`recorded_targets`), when the detector put it there."""
+    key = targets_key(head)
     if key not in batch.cache:
         sizes = [score.shape[-2:] for score in cls_scores]
-        device = cls_scores[0].device
-        anchors, valid = head.get_anchors(sizes, batch.img_metas, device=device)
-        anchors, labels, label_weights, bbox_targets, _, num_pos = head.get_targets(
-            anchors, valid, gt_instances(batch), batch.img_metas)
-        strides = torch.cat([torch.full((a.numel() // 4,), float(s[0]), device=device)
-                             for a, s in zip(anchors, head.prior_generator.strides)])
-        images = torch.cat([torch.arange(a.shape[0], device=device).repeat_interleave(a.shape[1]) for a in anchors])
-        batch.cache[key] = DenseTargets(
-            anchors=torch.cat([a.reshape(-1, 4) for a in anchors]),
-            strides=strides,
-            images=images,
-            labels=torch.cat([x.reshape(-1) for x in labels]),
-            label_weights=torch.cat([x.reshape(-1) for x in label_weights]).float(),
-            bbox_targets=torch.cat([x.reshape(-1, 4) for x in bbox_targets]),
-            num_pos=max(float(num_pos), 1.0),
-            num_classes=head.num_classes,
-        )
+        anchors, valid = head.get_anchors(sizes, batch.img_metas, device=cls_scores[0].device)
+        batch.cache[key] = dense_targets(head, head.get_targets(anchors, valid, gt_instances(batch), batch.img_metas))
     return batch.cache[key]
+
+
+def dense_targets(head: nn.Module, assignment: tuple) -> DenseTargets:
+    """``DenseTargets`` from what a GFL-style head's ``get_targets`` returns (per-level lists and avg_factor)."""
+    anchors, labels, label_weights, bbox_targets, _, num_pos = assignment
+    device = anchors[0].device
+    strides = torch.cat([torch.full((a.numel() // 4,), float(s[0]), device=device)
+                         for a, s in zip(anchors, head.prior_generator.strides)])
+    images = torch.cat([torch.arange(a.shape[0], device=device).repeat_interleave(a.shape[1]) for a in anchors])
+    return DenseTargets(
+        anchors=torch.cat([a.reshape(-1, 4) for a in anchors]),
+        strides=strides,
+        images=images,
+        labels=torch.cat([x.reshape(-1) for x in labels]),
+        label_weights=torch.cat([x.reshape(-1) for x in label_weights]).float(),
+        bbox_targets=torch.cat([x.reshape(-1, 4) for x in bbox_targets]),
+        num_pos=max(float(num_pos), 1.0),
+        num_classes=head.num_classes,
+    )
+
+
+@contextmanager
+def recorded_targets(heads: Sequence[nn.Module]) -> Iterator[dict[tuple[str, int], DenseTargets]]:
+    """While active, what each of ``heads`` (GFL-style) returns from ``get_targets`` in its own loss, keyed as
+    :func:`assigned_targets` caches it: put into ``batch.cache``, the distillers reuse the student's assignment
+    instead of running the assigner again."""
+    records: dict[tuple[str, int], DenseTargets] = {}
+
+    def recording(head: nn.Module, get_targets: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            assignment = get_targets(*args, **kwargs)
+            records[targets_key(head)] = dense_targets(head, assignment)
+            return assignment
+        return wrapper
+
+    for head in heads:
+        head.get_targets = recording(head, head.get_targets)
+    try:
+        yield records
+    finally:
+        for head in heads:
+            del head.get_targets  # the class's method again
 
 
 def decode_distribution_boxes(head: nn.Module, targets: DenseTargets, bbox_preds: Tensor) -> Tensor:

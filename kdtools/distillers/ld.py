@@ -17,8 +17,10 @@ threshold, lowered by a factor alpha, would accept; kdtools uses a fixed IoU and
 
 Published: GFL-R101 -> GFL-R50, 1x COCO, 40.1 -> 42.1 mAP (with the classification KD of the main region,
 which kdtools leaves to a feature or head distiller of its own). Defaults: T = 10, w = 0.25 as mmdet's LD
-config; r = 0.25 as the authors' code (``loss_ld_neg = 0.25 * loss_ld(...)`` in HikariTJU/LD's ``LDHead``),
-vlr_iou = 0.25 (kdtools). L_main equals mmdet's ``loss_ld`` on the same tensors.
+config, main region only (r = 0) as mmdet's ``LDHead``. The region V is an option: the authors' code weighs it
+r = 0.25 (``loss_ld_neg = 0.25 * loss_ld(...)`` in HikariTJU/LD's ``LDHead``) over ATSS's few candidate
+locations per box; with the IoU rule above it covers many more locations and, summed, outweighed the
+detection loss several times on the toy GFL pair. L_main equals mmdet's ``loss_ld`` on the same tensors.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class LD(HeadDistiller):
     needs = "box distributions (reg_max + 1 bins per side)"
     settable = (*HeadDistiller.settable, "vlr_weight")
 
-    def __init__(self, tau: float = 10.0, vlr_weight: float = 0.25, vlr_iou: float = 0.25, **kwargs) -> None:
+    def __init__(self, tau: float = 10.0, vlr_weight: float = 0.0, vlr_iou: float = 0.25, **kwargs) -> None:
         kwargs.setdefault("loss_weight", 0.25)
         super().__init__(**kwargs)
         self.tau = float(tau)

@@ -142,7 +142,8 @@ def test_ld_equals_mmdet_ld_head_loss(toy_root, gfl_teacher_ckpt):
 
 
 def test_ld_valuable_localization_region(toy_root, gfl_teacher_ckpt):
-    _, ld, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="LD", vlr_weight=0.25, vlr_iou=0.25)])
+    distill = [dict(type="LD", vlr_weight=0.25, vlr_iou=0.25)]
+    _, ld, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, distill)
     losses = ld(student, teacher, batch)
     assert losses["loss_ld_vlr"] > 0 and losses["loss_ld"] > 0
     ld.vlr_iou = 1.01  # no anchor overlaps a box that much: the region is empty

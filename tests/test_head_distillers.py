@@ -299,7 +299,8 @@ def test_bckd_terms_against_a_direct_computation(toy_root, gfl_teacher_ckpt):
 
 
 def test_head_distillers_train_end_to_end_with_named_losses(toy_root, gfl_teacher_ckpt):
-    distill = [dict(type="LD"), dict(type="BCKD"), dict(type="CrossKD", reused_layer=2), dict(type="PKD")]
+    distill = [dict(type="LD", vlr_weight=0.25), dict(type="BCKD"), dict(type="CrossKD", reused_layer=2),
+               dict(type="PKD")]
     model = build(gfl_config(toy_root, gfl_teacher_ckpt, distill))
     losses = model.loss(*batch_data())
     names = {"loss_ld", "loss_ld_vlr", "loss_bckd_cls", "loss_bckd_loc", "loss_crosskd_cls", "loss_crosskd_box"}

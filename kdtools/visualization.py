@@ -16,6 +16,7 @@ from mmengine.registry import init_default_scope
 from torch import Tensor
 
 from kdtools.config import expand_distill_config, set_teacher_checkpoint
+from kdtools.detectors.taps import HeadOutputs
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.modules.attention import spatial_attention
 
@@ -50,13 +51,16 @@ def val_batch(cfg: Config, model, index: int):
 
 @torch.no_grad()
 def collect_maps(model, inputs: Tensor, samples) -> dict[str, dict[str, np.ndarray]]:
-    """Per level name: image-space maps of the student, the teacher and every feature distiller (first image)."""
+    """Per level name: maps of the student, the teacher and every distiller (first image). Feature distillers:
+    activations, teacher attention and their own maps per FPN level; head distillers: both heads' highest
+    class probability per location and their difference, per head level."""
     student = model.student_records(inputs, samples)
     teacher = model.teacher.records(inputs, samples)
     batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
     maps: dict[str, dict[str, np.ndarray]] = {}
     for d in model.distillers:
-        if not isinstance(d, BaseDistiller):  # head distillers have no per-level maps to draw
+        if not isinstance(d, BaseDistiller):
+            add_head_maps(maps, d, *d.inputs(student, teacher))
             continue
         for index, (s, t) in enumerate(d.aligned_levels(*d.inputs(student, teacher))):
             level = maps.setdefault(d.levels[index].name, {})
@@ -66,6 +70,15 @@ def collect_maps(model, inputs: Tensor, samples) -> dict[str, dict[str, np.ndarr
             for name, value in d.visual_maps(s, t, batch, index).items():
                 level[f"{d.name}: {name}"] = _np(value)
     return maps
+
+
+def add_head_maps(maps: dict[str, dict[str, np.ndarray]], d, student: HeadOutputs, teacher: HeadOutputs) -> None:
+    for index, (s, t) in enumerate(zip(student.cls_scores, teacher.cls_scores)):
+        s_prob, t_prob = s.sigmoid().amax(1), t.sigmoid().amax(1)
+        level = maps.setdefault(f"head level {index}", {})
+        level.setdefault("student max class prob", _np(s_prob))
+        level.setdefault("teacher max class prob", _np(t_prob))
+        level[f"{d.name}: |teacher - student|"] = _np((t_prob - s_prob).abs())
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -81,6 +94,8 @@ def draw(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], path: str, l
     import matplotlib.pyplot as plt
 
     rows = [name for name in maps if levels is None or name in levels]
+    if not rows:
+        raise ValueError(f"Nothing to draw for levels {list(levels or [])}; the distillers' levels are {list(maps)}.")
     columns = list(dict.fromkeys(k for name in rows for k in maps[name]))
     fig, axes = plt.subplots(len(rows), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(rows)),
                              squeeze=False)

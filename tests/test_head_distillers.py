@@ -1,6 +1,7 @@
 """The records layer and the head distillers: per-call taps, token records, LD, CrossKD and BCKD in numbers."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -359,3 +360,22 @@ def test_rtmdet_toy_configs_build_their_optimizer(toy_root, rtmdet_teacher_ckpt)
         optimizer = build_optim_wrapper(model, Config.fromfile(str(config)).optim_wrapper).optimizer
         params = [p for group in optimizer.param_groups for p in group["params"]]
         assert len(params) == len({id(p) for p in params}) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_visualization_draws_head_distillers_per_head_level(toy_root, gfl_teacher_ckpt, tmp_path):
+    from kdtools.visualization import collect_maps, draw
+
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=2)])).eval()
+    inputs, samples = batch_data()
+    with torch.no_grad():
+        maps = collect_maps(model, inputs, samples)
+        student = model.student_records(inputs, samples).head("bbox_head").cls_scores
+    assert list(maps) == [f"head level {i}" for i in range(5)]
+    level = maps["head level 0"]
+    assert set(level) == {"student max class prob", "teacher max class prob", "crosskd: |teacher - student|"}
+    assert level["student max class prob"].shape == (LEVEL_SIDES[0], LEVEL_SIDES[0])
+    np.testing.assert_allclose(level["student max class prob"], student[0][0].sigmoid().amax(0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(level["crosskd: |teacher - student|"],
+                               np.abs(level["teacher max class prob"] - level["student max class prob"]), atol=1e-6)
+    with pytest.raises(ValueError, match=r"Nothing to draw for levels \['p3'\].*'head level 0'"):
+        draw(np.zeros((SIZE, SIZE, 3)), maps, str(tmp_path / "x.png"), levels=["p3"])

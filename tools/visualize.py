@@ -3,7 +3,8 @@
     python tools/visualize.py CONFIG OUT.png [--index 0] [--checkpoint CKPT] [--teacher-checkpoint PATH]
 
 CONFIG is a distillation config; the picture shows validation image ``--index`` with its boxes, one row
-per FPN level. ``--checkpoint`` loads a kdtools training checkpoint (trained student and distillers).
+per FPN level (feature distillers) and per head level (head distillers: both heads' highest class probability
+per location and their difference). ``--checkpoint`` loads a kdtools training checkpoint (trained student and distillers).
 """
 from __future__ import annotations
 

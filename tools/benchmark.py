@@ -355,12 +355,13 @@ def training_only_pass(model: DistillDetector, inputs: Tensor, samples: list[Det
     head distiller's own pass (CrossKD's crossing) on this batch's records; (None, None) when neither."""
     distiller = model.distillers[0]
     blocks = distiller.training_only_blocks()
+    is_head = isinstance(distiller, HeadDistiller)
+    if not (blocks or is_head):
+        return None, None
     with torch.no_grad():
         student, teacher = model.student_records(inputs, samples), model.teacher.records(inputs, samples)
-    if isinstance(distiller, HeadDistiller):
+    if is_head:
         return distiller.training_only_pass(student, teacher), None
-    if not blocks:
-        return None, None
     _, teacher_levels = distiller.inputs(student, teacher)
     shapes = [teacher_levels[pair.teacher_index].shape for pair in distiller.levels]
     generation = GenerationBlocks(blocks, shapes, spec.device, spec.channels_last)

@@ -21,6 +21,11 @@ from kdtools.calibration import detection_loss
 from kdtools.experiments import load_config
 
 
+def is_loss_of(key: str, name: str) -> bool:
+    """Whether ``key`` is one of distiller ``name``'s losses: ``loss_<name>`` or ``loss_<name>_<part/level>``."""
+    return key == f"loss_{name}" or key.startswith(f"loss_{name}_")
+
+
 class LossSums(Hook):
     """Adds up each distiller's losses and the detection losses of every training iteration."""
 
@@ -30,13 +35,10 @@ class LossSums(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         for name in self.distill:
-            self.distill[name] += sum(float(v) for k, v in outputs.items() if k.startswith(f"loss_{name}_"))
-        detection = {k: v for k, v in outputs.items() if k != "loss" and not k.startswith(self.prefixes)}
+            self.distill[name] += sum(float(v) for k, v in outputs.items() if is_loss_of(k, name))
+        detection = {k: v for k, v in outputs.items()
+                     if k != "loss" and not any(is_loss_of(k, name) for name in self.distill)}
         self.detection += float(detection_loss(detection))
-
-    @property
-    def prefixes(self) -> tuple[str, ...]:
-        return tuple(f"loss_{name}_" for name in self.distill)
 
 
 def main() -> None:

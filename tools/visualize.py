@@ -4,7 +4,8 @@
 
 CONFIG is a distillation config; the picture shows validation image ``--index`` with its boxes, one row
 per FPN level (feature distillers) and per head level (head distillers: both heads' highest class probability
-per location and their difference). ``--checkpoint`` loads a kdtools training checkpoint (trained student and distillers).
+per location and their difference). ``--checkpoint`` loads a kdtools training checkpoint (trained student and
+distillers).
 """
 from __future__ import annotations
 

@@ -6,25 +6,29 @@ import time
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from kdtools.checks import check_distill_config
 from kdtools.config import expand_distill_config, set_teacher_checkpoint
-from kdtools.training import prepare_data
+from kdtools.training import drop_empty_schedulers, prepare_data
 
 METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
            "APm": "val/coco/bbox_mAP_m", "APl": "val/coco/bbox_mAP_l"}
 
 
 def load_config(config: str, work_dir: str, teacher_checkpoint: str | None = None, seed: int = 0) -> Config:
-    """A config ready to run: teacher checkpoint and seed set, distillation expanded."""
+    """A config ready to run: teacher checkpoint and seed set, distillation expanded, empty schedulers left out."""
     cfg = set_teacher_checkpoint(Config.fromfile(config), teacher_checkpoint)
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
-    return expand_distill_config(cfg)
+    cfg = expand_distill_config(cfg)
+    drop_empty_schedulers(cfg)
+    return cfg
 
 
 def train_and_evaluate(config: str, work_dir: str, teacher_checkpoint: str | None = None,
                        seed: int = 0) -> dict[str, float]:
     """Train ``config`` and return the final COCO metrics (0-100) and the training wall time."""
     cfg = load_config(config, work_dir, teacher_checkpoint, seed)
+    check_distill_config(cfg)
     runner = Runner.from_cfg(cfg)
     prepare_data(cfg)
     start = time.perf_counter()

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
+
+from kdtools.schedules import LossSchedule
 
 if TYPE_CHECKING:
     from kdtools.distillers.base import BaseDistiller
@@ -33,26 +36,46 @@ def accepted_keys(cls: type) -> set[str]:
     return keys
 
 
-def build_distiller(cfg: dict[str, Any]) -> BaseDistiller:
-    """Build a distiller from its config, whatever the caller's default scope; unknown keys raise."""
-    cfg = dict(cfg)
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """``"did you mean 'x'?"`` (or ``'x', 'y' or 'z'``) for the choices close to ``word``; empty when none is."""
+    close = [repr(c) for c in difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)]
+    if len(close) > 1:
+        return f"did you mean {', '.join(close[:-1])} or {close[-1]}?"
+    return f"did you mean {close[0]}?" if close else ""
+
+
+def check_keys(owner: str, cfg: dict[str, Any], allowed: set[str]) -> None:
+    """Raise if ``cfg`` has keys besides ``type`` and ``_scope_`` that ``owner`` does not accept, naming close
+    matches."""
+    unknown = sorted(set(cfg) - allowed - {"type", "_scope_"})
+    if unknown:
+        hints = "".join(f"{k!r}: {hint} " for k in unknown if (hint := did_you_mean(k, allowed)))
+        raise TypeError(f"{owner} got unknown config keys {unknown}. {hints}Accepted keys: {sorted(allowed)}.")
+
+
+def distiller_class(cfg: dict[str, Any]) -> type:
+    """The registered class of a distiller config, its type and keys checked without building anything.
+
+    Unknown types and keys raise, naming the close matches; so do unknown keys of its ``schedule``.
+    """
     name = cfg.get("type")
     DISTILLERS.import_from_location()
     if name not in DISTILLERS.module_dict:
-        close = difflib.get_close_matches(str(name), DISTILLERS.module_dict, n=3, cutoff=0.4)
+        hint = did_you_mean(str(name), DISTILLERS.module_dict, cutoff=0.4)
         raise KeyError(
-            f"Unknown distiller type {name!r}. Registered: {sorted(DISTILLERS.module_dict)}"
-            + (f"; did you mean {close}?" if close else ".")
-            + " Your own distiller registers with @DISTILLERS.register_module() (see docs/custom_distiller.md)."
+            f"Unknown distiller type {name!r}{'; ' + hint if hint else '.'} Registered: "
+            f"{sorted(DISTILLERS.module_dict)}. Your own distiller registers with @DISTILLERS.register_module() "
+            "(see docs/custom_distiller.md)."
         )
-    allowed = accepted_keys(DISTILLERS.module_dict[name])
-    unknown = sorted(set(cfg) - allowed - {"type", "_scope_"})
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
-        hint = "; ".join(f"{k!r} -> did you mean {v[0]!r}?" for k, v in hints.items() if v)
-        raise TypeError(
-            f"{name} got unknown config keys {unknown}. {hint + '. ' if hint else ''}"
-            f"Accepted keys: {sorted(allowed)}."
-        )
+    cls = DISTILLERS.module_dict[name]
+    check_keys(name, cfg, accepted_keys(cls))
+    LossSchedule.from_config(cfg.get("schedule"))
+    return cls
+
+
+def build_distiller(cfg: dict[str, Any]) -> BaseDistiller:
+    """Build a distiller from its config, whatever the caller's default scope; unknown types and keys raise."""
+    distiller_class(cfg)
+    cfg = dict(cfg)
     cfg.setdefault("_scope_", "kdtools")
     return DISTILLERS.build(cfg)

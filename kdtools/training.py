@@ -1,6 +1,7 @@
-"""Run-time helpers shared by the tools: mixed precision and data preparation."""
+"""Run-time helpers shared by the tools: mixed precision, data preparation and the fit of the lr schedule."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.dist import barrier
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
@@ -73,3 +75,31 @@ def prepare_data(cfg: Config) -> None:
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:
         ensure_toy_coco(**cfg.toy_data)
     barrier()
+
+
+def drop_empty_schedulers(cfg: Config) -> None:
+    """Leave out the param schedulers that training ends before.
+
+    A scheduler without ``end`` runs to the end of training (the Runner sets ``end`` to ``max_epochs``, or
+    ``max_iters`` for ``by_epoch=False``). When training ends at or before its ``begin``, as the toy schedule's
+    cosine decay from epoch 1 does in a 1-epoch run, it would act on no step and mmengine rejects it
+    (end <= begin): it is left out, with a warning. Schedulers that name their ``end`` are left as they are.
+    """
+    schedulers = cfg.get("param_scheduler")
+    if isinstance(schedulers, dict) and "type" in schedulers:
+        schedulers = [schedulers]
+    if not isinstance(schedulers, list):
+        return
+    train_cfg = cfg.get("train_cfg") or {}
+    empty = [s for s in schedulers if _ends_before_begin(s, train_cfg)]
+    for scheduler in empty:
+        unit = "epoch" if scheduler.get("by_epoch", True) else "iteration"
+        print_log(f"param_scheduler: {scheduler['type']} left out, training ends before its begin ({unit} "
+                  f"{scheduler['begin']}).", logger="current", level=logging.WARNING)
+    if empty:
+        cfg.param_scheduler = [s for s in schedulers if s not in empty]
+
+
+def _ends_before_begin(scheduler: dict, train_cfg: dict) -> bool:
+    length = train_cfg.get("max_epochs" if scheduler.get("by_epoch", True) else "max_iters")
+    return "end" not in scheduler and length is not None and scheduler.get("begin", 0) >= length

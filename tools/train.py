@@ -9,8 +9,9 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import kdtools  # noqa: F401  (registers the detector, distillers, hooks; safe checkpoint loading)
+from kdtools.checks import check_distill_config
 from kdtools.config import expand_distill_config
-from kdtools.training import enable_amp, prepare_data, setup_cpu_distributed
+from kdtools.training import drop_empty_schedulers, enable_amp, prepare_data, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +38,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg = expand_distill_config(cfg)
+    drop_empty_schedulers(cfg)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:
@@ -54,6 +56,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main() -> None:
     cfg = build_config(parse_args())
+    check_distill_config(cfg)  # before the Runner, which reports the environment first
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     prepare_data(cfg)

@@ -38,6 +38,31 @@ STAGE_KEYS = {"epochs", "teacher", "distillers"}
 Distiller = BaseDistiller | HeadDistiller
 
 
+def check_stage(index: int, stage: dict) -> dict:
+    """Stage ``index`` of ``stages=[...]``, its keys checked."""
+    unknown = set(stage) - STAGE_KEYS
+    if unknown or "epochs" not in stage or "teacher" not in stage:
+        raise ValueError(
+            f"Stage {index} {dict(stage)}: a stage is dict(epochs=E, teacher=dict(config, checkpoint), "
+            f"distillers=dict(<name>=dict(<setting>=value))); unknown keys: {sorted(unknown)}."
+        )
+    return dict(stage)
+
+
+def teacher_specs(teacher: dict | None, stages: Sequence[dict]) -> list[dict]:
+    """The teacher of each (checked) stage, or the one teacher of a config without stages, validated."""
+    if teacher is None and not stages:
+        raise ValueError("A distillation config needs teacher=dict(config=..., checkpoint=...) or stages=[...].")
+    return [teacher_spec(s["teacher"]) for s in stages] or [teacher_spec(teacher)]
+
+
+def check_distillers(distillers: Sequence[dict]) -> Sequence[dict]:
+    """The distiller configs, at least one."""
+    if not distillers:
+        raise ValueError("distill=[] is empty: name at least one distiller, e.g. dict(type='PKD').")
+    return distillers
+
+
 @MODELS.register_module()
 class DistillDetector(BaseDetector):
     """Student + frozen teacher + distillers.
@@ -75,13 +100,9 @@ class DistillDetector(BaseDetector):
         student = ConfigDict(student)
         super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor"), init_cfg=init_cfg)
         self.student = MODELS.build(student)
-        self.stages = [self._check_stage(i, stage) for i, stage in enumerate(stages or [])]
-        if teacher is None and not self.stages:
-            raise ValueError("A distillation config needs teacher=dict(config=..., checkpoint=...) or stages=[...].")
-        self.teacher_specs = [teacher_spec(s["teacher"]) for s in self.stages] or [teacher_spec(teacher)]
-        self.distillers = nn.ModuleList(build_distiller(cfg) for cfg in distillers)
-        if not len(self.distillers):
-            raise ValueError("distill=[] is empty: name at least one distiller, e.g. dict(type='PKD').")
+        self.stages = [check_stage(i, stage) for i, stage in enumerate(stages or [])]
+        self.teacher_specs = teacher_specs(teacher, self.stages)
+        self.distillers = nn.ModuleList(build_distiller(cfg) for cfg in check_distillers(distillers))
         self._check_unique_names()
         self.register_buffer("stage", torch.tensor(0))
         self.inherit_teacher = inherit_teacher
@@ -166,16 +187,6 @@ class DistillDetector(BaseDetector):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"Distiller names {duplicates} repeat; give each its own name=... in the config.")
-
-    @staticmethod
-    def _check_stage(index: int, stage: dict) -> dict:
-        unknown = set(stage) - STAGE_KEYS
-        if unknown or "epochs" not in stage or "teacher" not in stage:
-            raise ValueError(
-                f"Stage {index} {dict(stage)}: a stage is dict(epochs=E, teacher=dict(config, checkpoint), "
-                f"distillers=dict(<name>=dict(<setting>=value))); unknown keys: {sorted(unknown)}."
-            )
-        return dict(stage)
 
     def _setup_distillers(self, teacher: Records, source: str | None = None) -> None:
         """Fit every distiller to the student's and this teacher's probe records: match feature levels, check

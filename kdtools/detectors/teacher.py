@@ -88,6 +88,18 @@ def resolve_checkpoint(config: str | dict, checkpoint: str) -> str:
     )
 
 
+def check_teacher_files(spec: dict) -> None:
+    """Raise if a teacher's config file or checkpoint does not exist; nothing is read or built."""
+    config = spec["config"]
+    if isinstance(config, str) and not osp.isfile(resolve_config_path(config)):
+        raise FileNotFoundError(
+            f"Teacher config {config!r} not found. Set teacher.config to a config file: a path from the working "
+            "directory, '{{fileDirname}}/...' for one next to the distillation config, or 'mmdet::<path>' for one "
+            "of mmdet's configs."
+        )
+    resolve_checkpoint(config, spec["checkpoint"])
+
+
 def build_teacher(config: str | dict, checkpoint: str, cfg_options: dict | None = None) -> nn.Module:
     """An mmdet detector in eval mode with frozen weights loaded strictly from ``checkpoint``."""
     from mmdet.registry import MODELS

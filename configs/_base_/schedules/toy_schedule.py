@@ -1,7 +1,8 @@
 # Short from-scratch schedule for the toy data set: AdamW with linear warm-up over the first 100 iterations, then
 # cosine decay from epoch 1 to the end of training; validation after every epoch. The cosine scheduler names no
 # `end` (mmengine's Runner sets it to train_cfg.max_epochs) and no `T_max` (then end - begin), so a config that
-# trains longer or shorter sets `train_cfg = dict(max_epochs=N)` and nothing else.
+# trains longer or shorter sets `train_cfg = dict(max_epochs=N)` and nothing else (`--cfg-options
+# train_cfg.max_epochs=N` on the command line); with N = 1 kdtools' tools leave the then empty cosine phase out.
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -2,11 +2,15 @@
 
 Every distiller may expose ``visual_maps(student, teacher, batch, index) -> {name: N x H x W}`` (the
 masks, weights or errors it uses on level ``index``); this module draws them next to the image and the
-student's and teacher's mean absolute activations.
+student's and teacher's mean absolute activations, each panel with its colour bar and the figure with a caption
+that says what each panel shows.
 """
 from __future__ import annotations
 
+import os.path as osp
+import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +23,24 @@ from kdtools.config import expand_distill_config, set_teacher_checkpoint
 from kdtools.detectors.taps import HeadOutputs
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.modules.attention import spatial_attention
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+ATTENTION_TEMPERATURE = 0.5
+PANELS = {  # what each panel shows, for the figure's caption
+    "image": "the validation image, its ground-truth boxes in green; one row per level",
+    "student |F|": "mean over channels of the student's absolute feature at the level (after the connector)",
+    "teacher |F|": "mean over channels of the teacher's absolute feature at the level",
+    "teacher attention": f"softmax over positions of the teacher's channel-mean |F| / {ATTENTION_TEMPERATURE}, "
+                         "times the number of positions (FGD's spatial attention): 1 is an average position, "
+                         "higher ones stand out",
+    "student max class prob": "the student head's highest class probability (sigmoid) per location",
+    "teacher max class prob": "the teacher head's highest class probability (sigmoid) per location",
+}
+DISTILLER_PANEL = ("'<distiller>: <map>': a map that distiller computes on the level (a mask, weight or error; "
+                   "head distillers: |teacher - student| of the two max class probabilities)")
+CAPTION_FONT = 7
 
 
 def load_distill_model(config: str, teacher_checkpoint: str | None = None, checkpoint: str | None = None):
@@ -66,7 +88,7 @@ def collect_maps(model, inputs: Tensor, samples) -> dict[str, dict[str, np.ndarr
             level = maps.setdefault(d.levels[index].name, {})
             level.setdefault("student |F|", _np(s.abs().mean(1)))
             level.setdefault("teacher |F|", _np(t.abs().mean(1)))
-            level.setdefault("teacher attention", _np(spatial_attention(t, 0.5)))
+            level.setdefault("teacher attention", _np(spatial_attention(t, ATTENTION_TEMPERATURE)))
             for name, value in d.visual_maps(s, t, batch, index).items():
                 level[f"{d.name}: {name}"] = _np(value)
     return maps
@@ -86,8 +108,19 @@ def _np(x: Tensor) -> np.ndarray:
 
 
 def draw(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], path: str, levels: Sequence[str] | None = None,
-         boxes: np.ndarray | None = None) -> None:
-    """A grid: one row per level, the image then every map; saved as PNG."""
+         boxes: np.ndarray | None = None, note: str = "") -> None:
+    """:func:`figure`, saved as PNG."""
+    fig = figure(image, maps, levels, boxes, note)
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], levels: Sequence[str] | None = None,
+           boxes: np.ndarray | None = None, note: str = "") -> Figure:
+    """A grid, one row per level: the image then every map, each map with its own colour bar; below, a caption
+    that defines the panels, then ``note``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,8 +130,11 @@ def draw(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], path: str, l
     if not rows:
         raise ValueError(f"Nothing to draw for levels {list(levels or [])}; the distillers' levels are {list(maps)}.")
     columns = list(dict.fromkeys(k for name in rows for k in maps[name]))
-    fig, axes = plt.subplots(len(rows), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(rows)),
-                             squeeze=False)
+    width = 2.6 * (len(columns) + 1)
+    caption = caption_lines(columns, note, int(width * 72 / (0.55 * CAPTION_FONT)))  # glyphs ~0.55 em wide
+    caption_height = 0.15 + len(caption) * 1.4 * CAPTION_FONT / 72  # inches, lines 1.4 em apart
+    height = 2.3 * len(rows) + caption_height
+    fig, axes = plt.subplots(len(rows), len(columns) + 1, figsize=(width, height), squeeze=False)
     for r, level in enumerate(rows):
         axes[r][0].imshow(image)
         for x1, y1, x2, y2 in (boxes if boxes is not None else []):
@@ -106,15 +142,26 @@ def draw(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]], path: str, l
         axes[r][0].set_ylabel(level)
         for c, key in enumerate(columns, start=1):
             if key in maps[level]:
-                axes[r][c].imshow(maps[level][key], cmap="viridis")
+                colour_bar = fig.colorbar(axes[r][c].imshow(maps[level][key], cmap="viridis"), ax=axes[r][c],
+                                          fraction=0.046, pad=0.03)
+                colour_bar.ax.tick_params(labelsize=5)
             if r == 0:
                 axes[r][c].set_title(key, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.text(0.01, 0.05 / height, "\n".join(caption), fontsize=CAPTION_FONT, ha="left", va="bottom")
+    fig.tight_layout(rect=(0, caption_height / height, 1, 1))
+    return fig
+
+
+def caption_lines(columns: Sequence[str], note: str, width: int) -> list[str]:
+    """The definitions of the image panel and of ``columns`` (see :data:`PANELS`), then ``note``, wrapped."""
+    entries = [f"image: {PANELS['image']}"] + [f"{key}: {PANELS[key]}" for key in columns if key in PANELS]
+    if any(key not in PANELS for key in columns):
+        entries.append(DISTILLER_PANEL)
+    entries += ["Each map has its own colour scale (the bar beside it).", note]
+    return [line for entry in entries if entry for line in textwrap.wrap(entry, width, subsequent_indent="  ")]
 
 
 def display_image(inputs: Tensor, model) -> np.ndarray:
@@ -132,4 +179,12 @@ def draw_attention_figure(config: str, teacher_checkpoint: str | None, path: str
     cfg, model = load_distill_model(config, teacher_checkpoint, checkpoint)
     inputs, samples = val_batch(cfg, model, index)
     maps = collect_maps(model, inputs, samples)
-    draw(display_image(inputs, model), maps, path, levels, samples[0].gt_instances.bboxes.numpy())
+    draw(display_image(inputs, model), maps, path, levels, samples[0].gt_instances.bboxes.numpy(),
+         weights_note(checkpoint))
+
+
+def weights_note(checkpoint: str | None) -> str:
+    """Where the student's and the distillers' weights come from, for the caption."""
+    if checkpoint:
+        return f"Student and distillers: trained weights of {osp.basename(checkpoint)}."
+    return "Student and distillers: UNTRAINED (random initialisation; no training checkpoint loaded)."

@@ -4,12 +4,14 @@
 
 CONFIG is a distillation config; the picture shows validation image ``--index`` with its boxes, one row
 per FPN level (feature distillers) and per head level (head distillers: both heads' highest class probability
-per location and their difference). ``--checkpoint`` loads a kdtools training checkpoint (trained student and
-distillers).
+per location and their difference). Every map has its own colour bar; the caption under the grid says what
+each panel shows. ``--checkpoint`` loads a kdtools training checkpoint (trained student and distillers);
+without it the student and the distillers are untrained, which the tool warns about and the caption states.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 
 import kdtools  # noqa: F401
 from kdtools.visualization import draw_attention_figure
@@ -24,6 +26,10 @@ def main() -> None:
     parser.add_argument("--teacher-checkpoint", help="override teacher.checkpoint of the config")
     parser.add_argument("--levels", nargs="*", help="level names to draw (default: all)")
     args = parser.parse_args()
+    if not args.checkpoint:
+        print("WARNING: no --checkpoint given: the student and the distillers are drawn untrained (random "
+              "initialisation). Pass --checkpoint work_dirs/<config name>/epoch_<N>.pth to see a trained student.",
+              file=sys.stderr)
     draw_attention_figure(args.config, args.teacher_checkpoint, args.out, args.index, args.checkpoint,
                           args.levels or None)
     print(f"wrote {args.out}")

@@ -1,5 +1,5 @@
 # The demo's teacher (tools/demo.py, make demo): the toy RetinaNet teacher on a 5-epoch schedule, validated once at
-# the end, so that the whole demo fits in 10 minutes on 2 CPU cores. configs/toy/retinanet_toy_teacher.py trains the
+# the end, so that the whole demo takes about 5 minutes on 2 CPU cores. configs/toy/retinanet_toy_teacher.py trains the
 # same model for 15 epochs.
 _base_ = ['../toy/retinanet_toy_teacher.py']
 

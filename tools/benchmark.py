@@ -116,7 +116,11 @@ LEARNING_RATE = 1e-4  # timings do not depend on it; small, so that many steps o
 
 # ------------------------------------------------------------------------------------------------ settings
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark distillation against the student and teacher alone")
+    parser = argparse.ArgumentParser(
+        description="Benchmark distillation against the student and teacher alone",
+        epilog="The ratio is t_kd / (t_student + t_teacher); against the student alone the step costs "
+               "ratio x (t_student + t_teacher) / t_student, e.g. PKD at 1.008 of student + teacher is 1.29 x the "
+               "student alone when the teacher takes 28% of the student's time.")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="a distillation config")
     parser.add_argument("--distillers", nargs="+",
                         help="distiller types to time (default: every registered one that fits the student)")

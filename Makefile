@@ -1,7 +1,7 @@
 # kdtools: `make demo` and `make test` set up .venv first when it is missing or stale.
 PY := .venv/bin/python
 STAMP := .venv/.kdtools-setup
-SETUP_INPUTS := requirements.txt setup.py tools/setup_env.sh
+SETUP_INPUTS := requirements.txt setup.py tools/setup_env.sh tools/mmcv_build.sh
 
 .PHONY: setup demo test lint benchmark results clean
 

@@ -16,6 +16,9 @@ MMCV_VERSION=2.1.0
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 
+# shellcheck source=tools/mmcv_build.sh
+source "$ROOT/tools/mmcv_build.sh"  # patch_mmcv_source, build_mmcv_wheel (shared with tools/gpu_check.sh)
+
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -48,12 +51,8 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
     # torch >= 2.10 headers need C++20; mmcv 2.1.0 asks for C++14/17.
-    sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
-    (
-        cd "$BUILD/mmcv-$MMCV_VERSION"
-        MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-            "${PIP[@]}" wheel -q --no-build-isolation --no-deps . -w "$BUILD/dist"
-    )
+    patch_mmcv_source "$BUILD/mmcv-$MMCV_VERSION"
+    build_mmcv_wheel "$PY" "$BUILD/mmcv-$MMCV_VERSION" "$BUILD/dist" -q
     mkdir -p "$WHEEL_DIR"
     cp "$BUILD"/dist/mmcv-*.whl "$WHEEL_DIR/"
 fi

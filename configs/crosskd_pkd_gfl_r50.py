@@ -5,6 +5,6 @@ _base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py']
 
 teacher = dict(config='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py', checkpoint='checkpoints/gfl_r101_coco.pth')
 distill = [
-    dict(type='CrossKD', reused_layer=3, beta=1.0, cls_weight=1.0, box_loss='giou', box_weight=2.0),
+    dict(type='CrossKD', reused_layer=3, beta=1.0, cls_weight=1.0, box_loss='kl', box_weight=4.0, tau=1.0),
     dict(type='PKD', loss_weight=6.0),
 ]

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 from kdtools.config import expand_distill_config, set_teacher_checkpoint
 from kdtools.distillers import HeadDistiller
-from kdtools.registry import DISTILLERS
+from kdtools.registry import DISTILLERS, build_distiller
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
@@ -78,3 +78,25 @@ def test_a_teacher_checkpoint_override_reaches_every_stage():
     assert len(cfg.stages) == 2 and [s["teacher"]["checkpoint"] for s in cfg.stages] == ["trained/teacher.pth"] * 2
     model = expand_distill_config(cfg).model
     assert [s["teacher"]["checkpoint"] for s in model.stages] == ["trained/teacher.pth"] * 2
+
+
+def test_head_method_coco_configs_are_the_authors_settings():
+    """CrossKD's GFL configs: KL summed over bins at T = 1, weight 4, activated crossing input after conv 3;
+    BCKD's: binary KD weight 1, GIoU weight 4."""
+    for name in ("crosskd_gfl_r50.py", "crosskd_pkd_gfl_r50.py"):
+        crosskd = Config.fromfile(str(ROOT / "configs" / name)).distill[0]
+        built = build_distiller(crosskd)
+        assert (built.box_loss, built.box_weight, built.tau, built.reused_layer) == ("kl", 4.0, 1.0, 3)
+        assert built.crossing_input == "activated" and built.cls_weight == 1.0 and built.beta == 1.0
+    bckd = build_distiller(Config.fromfile(str(ROOT / "configs/bckd_gfl_r50.py")).distill[0])
+    assert (bckd.cls_weight, bckd.loc_weight, bckd.beta, bckd.positive_levels_only) == (1.0, 4.0, 1.0, True)
+
+
+def test_shipped_annotations_name_their_public_source():
+    import json
+
+    for split in ("train", "val"):
+        with open(ROOT / "data/bccd/annotations" / f"{split}.json") as f:
+            info = json.load(f)["info"]
+        assert info["source"] == "https://github.com/Shenggan/BCCD_Dataset"
+        assert not any(str(value).startswith(("/", "~")) for value in info.values())

@@ -69,6 +69,10 @@ def head_outputs(toy_root: str, checkpoint: str, distill: list[dict]):
 
 
 # ------------------------------------------------------------------------------------------------ records
+def flat(maps: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps])
+
+
 def test_a_shared_head_layer_gives_one_record_per_level():
     model = build_plain(GFL_STUDENT).eval()
     taps = ["bbox_head.gfl_cls", "bbox_head.cls_convs.1.activate:in", "bbox_head.cls_convs.1", "bbox_head"]
@@ -161,25 +165,83 @@ def pre_activation(convs, x: torch.Tensor, count: int) -> torch.Tensor:
     return last.gn(last.conv(x))
 
 
-def test_crosskd_crossed_predictions_are_the_teacher_head_on_student_features(toy_root, gfl_teacher_ckpt):
-    model, crosskd, (student, teacher), _ = head_outputs(toy_root, gfl_teacher_ckpt,
-                                                         [dict(type="CrossKD", reused_layer=2)])
-    inputs, _ = batch_data()
+def crossed_by_hand(model, inputs: torch.Tensor, activated: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per level: the authors' crossing written out for the toy pair (k = 2), from the conv module's output after
+    its ReLU (``activated``, what their in-place ReLU leaves in the kept tensor) or before it."""
     s_head, t_head = model.student.bbox_head, model.teacher.model.bbox_head
+    s_feats, t_feats = model.student.extract_feat(inputs), model.teacher.model.extract_feat(inputs)
+    levels = []
+    for level, (s_x, t_x) in enumerate(zip(s_feats, t_feats)):
+        crossed = []
+        for s_convs, t_convs in ((s_head.cls_convs, t_head.cls_convs), (s_head.reg_convs, t_head.reg_convs)):
+            s_in, t_in = pre_activation(s_convs, s_x, 2), pre_activation(t_convs, t_x, 2)
+            if activated:
+                s_in, t_in = F.relu(s_in), F.relu(t_in)
+            # their align_scale: per channel over N, H, W, unbiased std
+            s_flat, t_flat = (f.permute(1, 0, 2, 3).reshape(f.shape[1], -1) for f in (s_in, t_in))
+            s_norm = (s_flat - s_flat.mean(-1, keepdim=True)) / (s_flat.std(-1, keepdim=True) + 1e-6)
+            aligned = s_norm * t_flat.std(-1, keepdim=True) + t_flat.mean(-1, keepdim=True)
+            x = F.relu(aligned.reshape(s_in.shape[1], *s_in.shape[:1], *s_in.shape[2:]).permute(1, 0, 2, 3))
+            crossed.append(t_convs[3](t_convs[2](x)))
+        levels.append((t_head.gfl_cls(crossed[0]), t_head.scales[level](t_head.gfl_reg(crossed[1]))))
+    return levels
+
+
+@pytest.mark.parametrize("crossing_input", ["activated", "pre_activation"])
+def test_crosskd_crossed_predictions_are_the_teacher_head_on_student_features(toy_root, gfl_teacher_ckpt,
+                                                                              crossing_input):
+    model, crosskd, (student, teacher), _ = head_outputs(
+        toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=2, crossing_input=crossing_input)])
+    inputs, _ = batch_data()
     cls_scores, bbox_preds = crosskd.crossed(student, teacher)
     with torch.no_grad():
-        s_feats, t_feats = model.student.extract_feat(inputs), model.teacher.model.extract_feat(inputs)
-        for level, (s_x, t_x) in enumerate(zip(s_feats, t_feats)):
-            crossed = []
-            for s_convs, t_convs in ((s_head.cls_convs, t_head.cls_convs), (s_head.reg_convs, t_head.reg_convs)):
-                s_pre, t_pre = pre_activation(s_convs, s_x, 2), pre_activation(t_convs, t_x, 2)
-                s_mean, s_std = s_pre.mean(dim=(0, 2, 3), keepdim=True), s_pre.std(dim=(0, 2, 3), keepdim=True)
-                t_mean, t_std = t_pre.mean(dim=(0, 2, 3), keepdim=True), t_pre.std(dim=(0, 2, 3), keepdim=True)
-                x = F.relu((s_pre - s_mean) / (s_std + 1e-6) * t_std + t_mean)
-                crossed.append(t_convs[3](t_convs[2](x)))
-            torch.testing.assert_close(cls_scores[level], t_head.gfl_cls(crossed[0]), rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(bbox_preds[level], t_head.scales[level](t_head.gfl_reg(crossed[1])),
-                                       rtol=1e-4, atol=1e-5)
+        expected = crossed_by_hand(model, inputs, activated=crossing_input == "activated")
+        other = crossed_by_hand(model, inputs, activated=crossing_input != "activated")
+    for level, (cls, box) in enumerate(expected):
+        torch.testing.assert_close(cls_scores[level], cls, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bbox_preds[level], box, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(cls_scores[0], other[0][0], rtol=1e-3, atol=1e-4)  # the two readings differ
+
+
+def test_crosskd_crosses_the_activated_head_feature_by_default(toy_root, gfl_teacher_ckpt):
+    model, crosskd, (student, teacher), _ = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="CrossKD",
+                                                                                           reused_layer=2)])
+    assert crosskd.crossing_input == "activated" and crosskd.box_loss == "kl" and crosskd.box_weight == 4.0
+    inputs, _ = batch_data()
+    with torch.no_grad():
+        for head, records, x in ((model.student.bbox_head, student, model.student.extract_feat(inputs)),
+                                 (model.teacher.model.bbox_head, teacher, model.teacher.model.extract_feat(inputs))):
+            for level in range(len(LEVEL_SIDES)):
+                post = F.relu(pre_activation(head.cls_convs, x[level], 2))
+                torch.testing.assert_close(records.cls_feats[level], post)
+                torch.testing.assert_close(records.reg_feats[level], F.relu(pre_activation(head.reg_convs, x[level], 2)))
+                assert records.cls_feats[level].min() >= 0
+
+
+def test_crosskd_box_term_is_the_authors_kl_summed_over_bins(toy_root, gfl_teacher_ckpt):
+    """KnowledgeDistillationKLDivLoss(class_reduction='sum', T=1, loss_weight=4) on the box distributions, weighted
+    per side by sigmoid(teacher max logit) where the label weight is > 0, over 4, divided by the sum of weights."""
+    model, crosskd, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt,
+                                                             [dict(type="CrossKD", reused_layer=2)])
+    losses = crosskd(student, teacher, batch)
+    head = model.student.bbox_head
+    with torch.no_grad():
+        _, bbox_preds = crosskd.crossed(student, teacher)
+        sizes = [s.shape[-2:] for s in student.cls_scores]
+        anchors, valid = head.get_anchors(sizes, batch.img_metas, device="cpu")
+        gt = [InstanceData(bboxes=b, labels=lb) for b, lb in zip(BOXES, LABELS)]
+        label_weights = torch.cat([w.reshape(-1) for w in head.get_targets(anchors, valid, gt, batch.img_metas)[2]])
+        weights = flat(teacher.cls_scores).max(dim=1).values.sigmoid()
+        weights[label_weights == 0] = 0
+        crossed_bins, teacher_bins = flat(bbox_preds).reshape(-1, 9), flat(teacher.bbox_preds).reshape(-1, 9)
+        p_t = teacher_bins.softmax(1)
+        kl = (p_t * (p_t.log() - crossed_bins.log_softmax(1))).sum(1)  # T = 1, summed over the 9 bins
+        expected = 4.0 * (kl * weights.repeat_interleave(4)).sum() / 4 / weights.sum()
+    torch.testing.assert_close(losses["loss_crosskd_box"], expected, rtol=1e-4, atol=1e-6)
+    giou = build_distiller(dict(type="CrossKD", reused_layer=2, box_loss="giou"))
+    assert giou.box_weight == 1.0  # the authors' RetinaNet and ATSS setting
+    with pytest.raises(ValueError, match=r"box_loss='kl'.*box_weight divided by reg_max \+ 1"):
+        build_distiller(dict(type="CrossKD", box_loss="ld"))
 
 
 def test_crosskd_trains_the_student_through_a_frozen_teacher_head(toy_root, gfl_teacher_ckpt):
@@ -204,9 +266,9 @@ def test_crosskd_trains_the_student_through_a_frozen_teacher_head(toy_root, gfl_
 
 
 def test_crosskd_from_the_head_input_with_distribution_mimicking(toy_root, gfl_teacher_ckpt):
-    """reused_layer=0 crosses the FPN features into the whole teacher head; box_loss='ld' compares distributions."""
+    """reused_layer=0 crosses the FPN features into the whole teacher head; box_loss='giou' compares boxes."""
     model, crosskd, (student, teacher), batch = head_outputs(
-        toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=0, box_loss="ld", tau=2.0)])
+        toy_root, gfl_teacher_ckpt, [dict(type="CrossKD", reused_layer=0, box_loss="giou")])
     assert crosskd.student_taps() == ["bbox_head", "bbox_head:in"]
     inputs, _ = batch_data()
     with torch.no_grad():
@@ -260,11 +322,9 @@ def test_head_distillers_reuse_the_students_own_assignment(toy_root, gfl_teacher
 
 
 # ------------------------------------------------------------------------------------------------- BCKD
-def flat(maps: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps])
-
-
 def test_bckd_terms_against_a_direct_computation(toy_root, gfl_teacher_ckpt):
+    """The authors' LDHead.loss_single: NovelKDLoss and GIoU weighted by max_c |p_T - p_S| x label weight, both over
+    the positives, both only on levels with positives."""
     model, bckd, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="BCKD", beta=1.5)])
     losses = bckd(student, teacher, batch)
     head = model.student.bbox_head
@@ -273,13 +333,19 @@ def test_bckd_terms_against_a_direct_computation(toy_root, gfl_teacher_ckpt):
         anchors, valid = head.get_anchors(sizes, batch.img_metas, device="cpu")
         gt = [InstanceData(bboxes=b, labels=lb) for b, lb in zip(BOXES, LABELS)]
         anchors, labels, label_weights, _, _, num_pos = head.get_targets(anchors, valid, gt, batch.img_metas)
+        # the levels (of the batch) holding positives: the authors skip the others
+        with_positives = [bool((lv < head.num_classes).any()) for lv in labels]
+        assert True in with_positives and False in with_positives, "the batch must leave some level without positives"
+        level_rows = [a.shape[0] * a.shape[1] for a in anchors]
+        gate = torch.cat([torch.full((n,), float(g)) for n, g in zip(level_rows, with_positives)])
         weights = torch.cat([w.reshape(-1) for w in label_weights])
         # classification: BCE written out, focal factor |p_s - p_t|^beta, normalised by the positives
         p_s, p_t = flat(student.cls_scores).sigmoid(), flat(teacher.cls_scores).sigmoid()
         bce = -(p_t * torch.log(p_s) + (1 - p_t) * torch.log(1 - p_s))
-        cls = (bce * (p_s - p_t).abs() ** 1.5 * weights[:, None]).sum() / num_pos
-        # localization: expected distance per side from the bin probabilities, boxes in stride units, 1 - IoU
-        strides = torch.cat([torch.full((a.shape[0] * a.shape[1],), s) for a, s in zip(anchors, [8, 16, 32, 64, 128])])
+        per_location = (bce * (p_s - p_t).abs() ** 1.5).sum(1) * weights
+        cls, cls_all_levels = (per_location * gate).sum() / num_pos, per_location.sum() / num_pos
+        # localization: expected distance per side from the bin probabilities, boxes in stride units, 1 - GIoU
+        strides = torch.cat([torch.full((n,), s) for n, s in zip(level_rows, [8, 16, 32, 64, 128])])
         anchor_boxes = torch.cat([a.reshape(-1, 4) for a in anchors])
         centres = (anchor_boxes[:, :2] + anchor_boxes[:, 2:]) / 2 / strides[:, None]
 
@@ -291,12 +357,24 @@ def test_bckd_terms_against_a_direct_computation(toy_root, gfl_teacher_ckpt):
         corner_min, corner_max = torch.maximum(b_s[:, :2], b_t[:, :2]), torch.minimum(b_s[:, 2:], b_t[:, 2:])
         overlap = (corner_max - corner_min).clamp(min=0).prod(1)
         area = lambda b: (b[:, 2:] - b[:, :2]).prod(1)  # noqa: E731
-        iou = overlap / (area(b_s) + area(b_t) - overlap)
-        v = p_t.max(dim=1).values * (weights > 0)
-        loc = (v * (1 - iou)).sum() / v.sum()
+        union = area(b_s) + area(b_t) - overlap
+        enclosing = (torch.maximum(b_s[:, 2:], b_t[:, 2:]) - torch.minimum(b_s[:, :2], b_t[:, :2])).prod(1)
+        giou = overlap / union - (enclosing - union) / enclosing
+        u = (p_t - p_s).abs().max(dim=1).values * weights
+        loc, loc_all_levels = (u * gate * (1 - giou)).sum() / num_pos, (u * (1 - giou)).sum() / num_pos
     torch.testing.assert_close(losses["loss_bckd_cls"], cls, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(losses["loss_bckd_loc"], 2.0 * loc, rtol=1e-4, atol=1e-6)
-    assert cls > 0 and loc > 0
+    torch.testing.assert_close(losses["loss_bckd_loc"], 4.0 * loc, rtol=1e-4, atol=1e-6)
+    assert cls > 0 and loc > 0 and cls_all_levels > cls and loc_all_levels > loc
+    bckd.positive_levels_only = False
+    every_level = bckd(student, teacher, batch)
+    torch.testing.assert_close(every_level["loss_bckd_cls"], cls_all_levels, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(every_level["loss_bckd_loc"], 4.0 * loc_all_levels, rtol=1e-4, atol=1e-6)
+
+
+def test_bckd_localization_is_zero_where_student_and_teacher_agree(toy_root, gfl_teacher_ckpt):
+    _, bckd, (student, teacher), batch = head_outputs(toy_root, gfl_teacher_ckpt, [dict(type="BCKD")])
+    same = bckd(teacher, teacher, batch)  # |p_T - p_S| = 0 everywhere: no localization weight
+    assert float(same["loss_bckd_loc"]) == 0
 
 
 def test_head_distillers_train_end_to_end_with_named_losses(toy_root, gfl_teacher_ckpt):
@@ -307,9 +385,26 @@ def test_head_distillers_train_end_to_end_with_named_losses(toy_root, gfl_teache
     names = {"loss_ld", "loss_ld_vlr", "loss_bckd_cls", "loss_bckd_loc", "loss_crosskd_cls", "loss_crosskd_box"}
     assert names <= set(losses) and {f"loss_pkd_p{i}" for i in range(3, 8)} <= set(losses)
     assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in names)
-    assert list(model._taps("teacher")) == ["bbox_head", "bbox_head.cls_convs.1.activate:in",
-                                            "bbox_head.reg_convs.1.activate:in", "neck"]
+    assert list(model._taps("teacher")) == ["bbox_head", "bbox_head.cls_convs.1.activate",
+                                            "bbox_head.reg_convs.1.activate", "neck"]
     assert not any(k.startswith("teacher") for k in model.state_dict())
+
+
+def test_a_1x1_level_with_batch_1_gives_finite_losses(toy_root, gfl_teacher_ckpt):
+    """P7 of a 128 px image is 1 x 1: with one image a channel holds one value, whose unbiased std is undefined.
+    PKD, DFMSD's alignment and CrossKD's re-scaling take it as 0 (that level adds no PKD loss) and warn."""
+    distill = [dict(type="PKD"), dict(type="DFMSD", align_weight=1.0), dict(type="CrossKD", reused_layer=2)]
+    model = build(gfl_config(toy_root, gfl_teacher_ckpt, distill))
+    inputs, samples = batch_data(n=1)
+    with pytest.warns(UserWarning, match="one value per channel"):
+        losses = model.loss(inputs, samples)
+    distill_losses = {k: v for k, v in losses.items() if k.startswith(("loss_pkd", "loss_dfmsd", "loss_crosskd"))}
+    assert {"loss_pkd_p7", "loss_dfmsd_rec_p7", "loss_dfmsd_align_p7", "loss_crosskd_box"} <= set(distill_losses)
+    assert all(torch.isfinite(v) for v in distill_losses.values()), distill_losses
+    for name in ("loss_pkd_p7", "loss_dfmsd_align_p7"):  # standardised to 0 on both sides
+        assert float(distill_losses[name]) == 0 and float(distill_losses[name.replace("p7", "p3")]) > 0
+    model.parse_losses(losses)[0].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.student.parameters() if p.grad is not None)
 
 
 def test_gfl_toy_configs_pair_the_heads():

@@ -8,8 +8,8 @@ ablations.
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
-schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (``configs/toy/<method>_gfl_toy.py``:
-LD, CrossKD, BCKD, PKD). ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and
+schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (every ``configs/toy/<method>_gfl_toy.py``:
+LD, CrossKD, BCKD, PKD and variants of CrossKD and BCKD). ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and
 DFMSD) against the BCCD student and teacher. ``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and
 RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
 ``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Each prints a markdown table of COCO mAP
@@ -147,6 +147,12 @@ def ablation_names() -> list[str]:
     return sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(ABLATIONS.methods.format(method="*")))
 
 
+def heads_names() -> list[str]:
+    """Every toy GFL distillation config: the head distillers and their variants (e.g. crosskd_pre_activation)."""
+    prefix, suffix = HEADS.methods.split("{method}")
+    return sorted(path[len(prefix):-len(suffix)] for path in glob.glob(prefix + "*" + suffix))
+
+
 def hetero_study(args: argparse.Namespace) -> None:
     study = Study(args.work_dir)
     for name in HETERO_TEACHERS:
@@ -177,7 +183,7 @@ def main() -> None:
         return hetero_study(args)
     data = {"distillers": TOY, "real": REAL, "heads": HEADS, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
-    known = ablation_names() if args.study == "ablations" else data.registered_methods()
+    known = {"ablations": ablation_names(), "heads": heads_names()}.get(args.study) or data.registered_methods()
     names = args.methods or known
     unknown = sorted(set(names) - set(known))
     if unknown:

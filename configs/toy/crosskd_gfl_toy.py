@@ -2,4 +2,4 @@
 # teacher's remaining head layers (convs 3-4, gfl_cls, gfl_reg); the crossed predictions mimic the teacher's.
 _base_ = ['./gfl_toy_student.py', '../_base_/gfl_toy_teacher.py']
 
-distill = [dict(type='CrossKD', reused_layer=2, cls_weight=1.0, box_loss='giou', box_weight=2.0)]
+distill = [dict(type='CrossKD', reused_layer=2, cls_weight=1.0, box_loss='kl', box_weight=4.0)]

@@ -1,25 +1,35 @@
 """CrossKD: cross-head knowledge distillation.
 
 Wang et al., "CrossKD: Cross-Head Knowledge Distillation for Object Detection", CVPR 2024. Follows the
-authors' GFL code (jbwang1997/CrossKD, ``CrossKDGFL``).
+authors' GFL code (jbwang1997/CrossKD, ``CrossKDGFL`` and ``crosskd_r50_gflv1_r101-2x-ms_fpn_1x_coco.py``).
 
-The student's head features after its k-th conv (before the activation), f^S, are re-scaled per channel to
-the teacher's statistics at the same point, then go through the teacher's remaining head layers (frozen):
-convs k+1..K, ``gfl_cls``, ``gfl_reg`` and the level's scale. These crossed predictions (s^X, z^X) mimic the
-teacher's own (s^T, z^T); gradients reach the student through the teacher's layers, which never change::
+The student's head features after its k-th conv module, f^S, are re-scaled per channel to the teacher's
+statistics at the same point, then go through the teacher's remaining head layers (frozen): convs k+1..K,
+``gfl_cls``, ``gfl_reg`` and the level's scale. These crossed predictions (s^X, z^X) mimic the teacher's own
+(s^T, z^T); gradients reach the student through the teacher's layers, which never change::
 
     f^X   = relu(std_c(f^T) * (f^S - mean_c(f^S)) / (std_c(f^S) + 1e-6) + mean_c(f^T))     (relu if k > 0)
     L_cls = w_cls * sum_{i,c} a_i * BCE(s^X_ic, p^T_ic) * |p^X_ic - p^T_ic|^beta / N_pos    (p = sigmoid)
     v_i   = a_i * max_c p^T_ic
-    L_box = w_box * sum_i v_i * (1 - GIoU(b^X_i, b^T_i)) / sum_i v_i                        (box_loss='giou')
-          = w_box * sum_i v_i * sum_k l_ik / 4 / sum_i v_i                                   (box_loss='ld')
+    L_box = w_box * sum_i v_i * sum_k T^2 * sum_bins KL(softmax(z^T_ik / T) || softmax(z^X_ik / T)) / 4
+                  / sum_i v_i                                                              (box_loss='kl')
+          = w_box * sum_i v_i * (1 - GIoU(b^X_i, b^T_i)) / sum_i v_i                        (box_loss='giou')
 
-a_i is the student head's label weight (0 where its assigner ignores a location), N_pos its positives, b the
-boxes decoded from the distributions, l_ik the LD term of side k at temperature T (see :mod:`.ld`).
-Statistics (mean_c, std_c, unbiased) are per channel over N, H, W of the level.
+a_i is the student head's label weight (0 where its assigner ignores a location), N_pos its positives (mmdet's
+avg_factor), z_ik the bin logits of side k, b the boxes decoded from the distributions. Statistics (mean_c,
+std_c, unbiased) are per channel over N, H, W of the level.
 
-Published: GFL-R101 -> GFL-R50, 1x COCO, 40.2 -> 43.7 mAP (k = 3 of 4 convs, w_cls = 1, beta = 1, GIoU with
-w_box = 2). These are the defaults. The student and teacher heads must have equal ``feat_channels``.
+f^S and f^T are the conv module's output after its activation, as the authors' code computes it: their
+``forward_crosskd_single`` keeps the feature before ``cls_conv.activate``, but mmcv's ReLU there is in place,
+so the kept tensor is the activated one (the re-scaled result is activated once more). ``crossing_input=
+'pre_activation'`` reads the feature before the activation instead, as the paper's text describes it.
+
+N_pos is at least 1 (kdtools' clamp; the authors' code divides by the positives as they are, which a batch
+without positives turns into a division by ~0).
+
+Defaults are the authors' GFL configs (R101 -> R50, R101 -> R18, and with PKD): k = 3 of 4 convs, w_cls = 1,
+beta = 1, the box term as KL summed over the bins at T = 1 with w_box = 4 (``KnowledgeDistillationKLDivLoss(
+class_reduction='sum', T=1, loss_weight=4)``). box_loss='giou' is their RetinaNet and ATSS setting, w_box = 1.
 """
 from __future__ import annotations
 
@@ -27,7 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor, nn
@@ -35,7 +44,7 @@ from torch import Tensor, nn
 from kdtools.detectors.taps import HeadOutputs, Records
 from kdtools.distillers.base import DistillBatch
 from kdtools.distillers.head import HeadDistiller
-from kdtools.distillers.pkd import standardise_channels
+from kdtools.distillers.pkd import channel_std_mean, standardise_channels
 from kdtools.modules.dense_heads import (
     assigned_targets,
     binary_kd,
@@ -46,12 +55,13 @@ from kdtools.modules.dense_heads import (
 )
 from kdtools.registry import DISTILLERS
 
-BOX_LOSSES = ("giou", "ld")
+BOX_WEIGHTS = {"kl": 4.0, "giou": 1.0}  # the authors' configs: GFL (KL over bins), RetinaNet and ATSS (GIoU)
+CROSSING_INPUTS = ("activated", "pre_activation")
 
 
 @dataclass(frozen=True)
 class HeadFeatures(HeadOutputs):
-    """A head's outputs and its per-level classification and regression features after conv k (pre-activation)."""
+    """A head's outputs and its per-level classification and regression features after conv module k."""
 
     cls_feats: list[Tensor]
     reg_feats: list[Tensor]
@@ -59,7 +69,7 @@ class HeadFeatures(HeadOutputs):
 
 def rescale_to(student: Tensor, teacher: Tensor) -> Tensor:
     """The student feature standardised per channel, then given the teacher's per-channel mean and std."""
-    std, mean = torch.std_mean(teacher.float(), dim=(0, 2, 3), keepdim=True)
+    std, mean = channel_std_mean(teacher.float())
     return standardise_channels(student.float()) * std + mean
 
 
@@ -69,11 +79,13 @@ class CrossKD(HeadDistiller):
 
     Args:
         reused_layer: k, the number of student head convs before the crossing (0: the head input).
+        crossing_input: 'activated' (conv module k's output, as the authors' code) or 'pre_activation' (its
+            feature before the ReLU, as the paper's text).
         beta: the exponent of the classification term's focal factor.
         cls_weight: w_cls.
-        box_loss: 'giou' on decoded boxes or 'ld' on the box distributions.
-        box_weight: w_box.
-        tau: the temperature T of box_loss='ld'.
+        box_loss: 'kl' on the box distributions (summed over bins) or 'giou' on the decoded boxes.
+        box_weight: w_box; None: the authors' weight of ``box_loss`` (4 for 'kl', 1 for 'giou').
+        tau: the temperature T of box_loss='kl'.
         **kwargs: :class:`HeadDistiller` arguments (``loss_weight`` multiplies both terms).
     """
 
@@ -81,26 +93,35 @@ class CrossKD(HeadDistiller):
     uses_targets = True
     needs = "box distributions and GFL's head layers (cls_convs, reg_convs, gfl_cls, gfl_reg, scales)"
 
-    def __init__(self, reused_layer: int = 3, beta: float = 1.0, cls_weight: float = 1.0, box_loss: str = "giou",
-                 box_weight: float = 2.0, tau: float = 1.0, **kwargs) -> None:
+    def __init__(self, reused_layer: int = 3, crossing_input: str = "activated", beta: float = 1.0,
+                 cls_weight: float = 1.0, box_loss: str = "kl", box_weight: float | None = None, tau: float = 1.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
-        if box_loss not in BOX_LOSSES:
-            raise ValueError(f"Unknown box_loss {box_loss!r}; use one of {BOX_LOSSES}.")
+        if box_loss == "ld":
+            raise ValueError("CrossKD box_loss='ld' (the KL averaged over bins) is box_loss='kl', which sums over the "
+                             "bins as the authors' code: use box_loss='kl' with box_weight divided by reg_max + 1.")
+        if box_loss not in BOX_WEIGHTS:
+            raise ValueError(f"Unknown CrossKD box_loss {box_loss!r}; use one of {list(BOX_WEIGHTS)}.")
+        if crossing_input not in CROSSING_INPUTS:
+            raise ValueError(f"Unknown CrossKD crossing_input {crossing_input!r}; use one of {CROSSING_INPUTS}.")
         self.reused_layer = int(reused_layer)
+        self.crossing_input = crossing_input
         self.beta = float(beta)
         self.cls_weight = float(cls_weight)
         self.box_loss = box_loss
-        self.box_weight = float(box_weight)
+        self.box_weight = BOX_WEIGHTS[box_loss] if box_weight is None else float(box_weight)
         self.tau = float(tau)
 
     def feature_taps(self, head: str) -> list[str]:
-        """Where the crossing starts: the branch convs' pre-activation outputs, or the head input for k = 0."""
+        """Where the crossing starts: the branch convs' activations (their output, or their input for
+        crossing_input='pre_activation'), or the head input for k = 0."""
         if self.reused_layer == 0:
             return [f"{head}:in"]
-        return [f"{head}.{branch}.{self.reused_layer - 1}.activate:in" for branch in ("cls_convs", "reg_convs")]
+        suffix = ":in" if self.crossing_input == "pre_activation" else ""
+        return [f"{head}.{branch}.{self.reused_layer - 1}.activate{suffix}" for branch in ("cls_convs", "reg_convs")]
 
     def tap_settings(self) -> dict[str, Any]:
-        return {**super().tap_settings(), "reused_layer": self.reused_layer}
+        return {**super().tap_settings(), "reused_layer": self.reused_layer, "crossing_input": self.crossing_input}
 
     def student_taps(self) -> list[str]:
         return [self.student_head, *self.feature_taps(self.student_head)]
@@ -172,7 +193,7 @@ class CrossKD(HeadDistiller):
             per_location = 1 - bbox_overlaps(*decoded, mode="giou", is_aligned=True, eps=1e-6)
         else:
             bins = student.head.reg_max + 1
-            kl = distribution_kl(crossed_box.reshape(-1, bins), teacher_box.reshape(-1, bins), self.tau)
+            kl = distribution_kl(crossed_box.reshape(-1, bins), teacher_box.reshape(-1, bins), self.tau, "sum")
             per_location = kl.view(-1, 4).sum(dim=1) / 4
         box = (weight * per_location).sum() / weight.sum().clamp(min=1e-6)
         return {"cls": self.cls_weight * cls, "box": self.box_weight * box}

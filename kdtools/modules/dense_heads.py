@@ -12,6 +12,8 @@ logits s (student) and t (teacher), p = sigmoid::
 Distribution distillation (LD; mmdet's ``KnowledgeDistillationKLDivLoss``), per box side with bin logits::
 
     l = T^2 * mean_bins KL(softmax(t / T) || softmax(s / T))      (mmdet: F.kl_div(...).mean(1) * T * T)
+
+(CrossKD sums over the bins instead, as its authors' ``class_reduction='sum'``.)
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -40,7 +43,8 @@ class DenseTargets:
 
     ``images`` is the image index of each row; ``labels`` is the class of a positive location and
     ``num_classes`` elsewhere; ``label_weights`` is 0 where the head ignores a location; ``num_pos`` is mmdet's
-    ``avg_factor`` (number of positives, at least 1).
+    ``avg_factor``: the number of positives averaged over the processes of a distributed run (as GFL's loss and
+    the authors' distillers reduce it), at least 1.
     """
 
     anchors: Tensor
@@ -94,7 +98,7 @@ def dense_targets(head: nn.Module, assignment: tuple) -> DenseTargets:
         labels=torch.cat([x.reshape(-1) for x in labels]),
         label_weights=torch.cat([x.reshape(-1) for x in label_weights]).float(),
         bbox_targets=torch.cat([x.reshape(-1, 4) for x in bbox_targets]),
-        num_pos=max(float(num_pos), 1.0),
+        num_pos=max(float(reduce_mean(torch.tensor(float(num_pos), device=device))), 1.0),
         num_classes=head.num_classes,
     )
 
@@ -136,10 +140,12 @@ def binary_kd(student: Tensor, teacher: Tensor, beta: float) -> Tensor:
     return F.binary_cross_entropy_with_logits(student, target, reduction="none") * focal
 
 
-def distribution_kl(student: Tensor, teacher: Tensor, tau: float) -> Tensor:
-    """Per-row T^2 * mean over bins of KL(softmax(t/T) || softmax(s/T)) (rows x bins -> rows)."""
+def distribution_kl(student: Tensor, teacher: Tensor, tau: float, over_bins: str = "mean") -> Tensor:
+    """Per-row T^2 * KL(softmax(t/T) || softmax(s/T)), its terms averaged (mmdet's ``class_reduction='mean'``)
+    or summed (``'sum'``) over the bins (rows x bins -> rows)."""
     target = F.softmax(teacher / tau, dim=1)
-    return F.kl_div(F.log_softmax(student / tau, dim=1), target, reduction="none").mean(1) * tau * tau
+    kl = F.kl_div(F.log_softmax(student / tau, dim=1), target, reduction="none")
+    return (kl.mean(1) if over_bins == "mean" else kl.sum(1)) * tau * tau
 
 
 def teacher_confidence(teacher_cls: Tensor, targets: DenseTargets) -> Tensor:

@@ -8,7 +8,8 @@ inference mode only as deep as the taps need and returns ordinary tensors.
 from __future__ import annotations
 
 import os.path as osp
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -198,13 +199,29 @@ class Teacher:
         self.input_adapter.to(device)
         self.half = half
 
+    @contextmanager
+    def _inference(self, device_type: str) -> Iterator[None]:
+        """Inference mode, in half precision when asked (fp16 on GPU, bf16 on CPU)."""
+        dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=self.half):
+            yield
+
     def records(self, inputs: Tensor, data_samples: list[DetDataSample]) -> Records:
         """The tapped records of this batch, computed in inference mode and returned as ordinary tensors."""
-        dtype = torch.float16 if inputs.device.type == "cuda" else torch.bfloat16
-        with torch.inference_mode(), torch.autocast(inputs.device.type, dtype=dtype, enabled=self.half):
-            with self.taps.recording() as records:
-                run_to_depth(self.model, self.input_adapter(inputs), data_samples, self.taps.paths)
+        with self._inference(inputs.device.type), self.taps.recording() as records:
+            run_to_depth(self.model, self.input_adapter(inputs), data_samples, self.taps.paths)
         return records.cloned()
+
+    def predict(self, inputs: Tensor, data_samples: list[DetDataSample]) -> list[DetDataSample]:
+        """The teacher's detections on a batch of student inputs, run as for its records (input adapter, precision),
+        in original image coordinates and fp32, as mmdet's evaluators take them."""
+        with self._inference(inputs.device.type):
+            results = self.model.predict(self.input_adapter(inputs), data_samples, rescale=True)
+        for sample in results:
+            for key, value in sample.pred_instances.items():
+                if value.is_floating_point():
+                    setattr(sample.pred_instances, key, value.float())
+        return results
 
     def probe(self, size: int) -> Records:
         return probe(self.model, self.taps, size)

@@ -44,6 +44,7 @@ class BenchSpec:
     channels_last: bool
     threads: int
     device: str
+    custom_imports: dict  # the config's, imported by every phase's process before it builds
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from kdtools.checks import check_distill_config
-from kdtools.config import expand_distill_config, set_teacher_checkpoint
+from kdtools.config import expand_distill_config, read_config, set_teacher_checkpoint
 from kdtools.training import drop_empty_schedulers, prepare_data
 
 METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
@@ -16,7 +16,7 @@ METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "v
 
 def load_config(config: str, work_dir: str, teacher_checkpoint: str | None = None, seed: int = 0) -> Config:
     """A config ready to run: teacher checkpoint and seed set, distillation expanded, empty schedulers left out."""
-    cfg = set_teacher_checkpoint(Config.fromfile(config), teacher_checkpoint)
+    cfg = set_teacher_checkpoint(read_config(config), teacher_checkpoint)
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     cfg = expand_distill_config(cfg)

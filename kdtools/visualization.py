@@ -19,7 +19,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import Tensor
 
-from kdtools.config import expand_distill_config, set_teacher_checkpoint
+from kdtools.config import expand_distill_config, read_config, set_teacher_checkpoint
 from kdtools.detectors.taps import HeadOutputs
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.modules.attention import spatial_attention
@@ -49,7 +49,7 @@ def load_distill_model(config: str, teacher_checkpoint: str | None = None, check
 
     from kdtools.checkpoint import load_checkpoint_file, state_dict_of
 
-    cfg = expand_distill_config(set_teacher_checkpoint(Config.fromfile(config), teacher_checkpoint))
+    cfg = expand_distill_config(set_teacher_checkpoint(read_config(config), teacher_checkpoint))
     init_default_scope(cfg.get("default_scope", "mmdet"))
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -29,7 +29,8 @@ takes the config's own entry of its type if there is one, else its defaults; a f
 ``connector='conv1x1'`` where that entry names no connector and the student's and teacher's necks differ in
 width.
 
-Timing. Each phase lives in its own spawned process. The student and teacher processes stay up for the
+Timing. Each phase lives in its own spawned process, which imports the config's ``custom_imports`` (found, as
+by the parent, in the directory the tool runs from) before it builds. The student and teacher processes stay up for the
 whole run; the distillers' processes come one after another, and while one is up the three are driven in
 turn, one iteration each (student, teacher, distillation), so each distiller's ratio compares iterations
 taken in the same stretch of time (on a shared machine the load changes from minute to minute). Times are
@@ -101,7 +102,7 @@ from kdtools.benchmarking import (
     synchronizer,
     timed,
 )
-from kdtools.config import expand_distill_config
+from kdtools.config import expand_distill_config, import_custom_modules, read_config
 from kdtools.detectors.distill_detector import DistillDetector
 from kdtools.detectors.teacher import Teacher, load_model_config, resolve_checkpoint
 from kdtools.distillers.head import HeadDistiller
@@ -214,7 +215,7 @@ def save_random_teacher(model: dict, path: str) -> str:
 def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
     """Read the config; save a random teacher checkpoint in ``workdir`` if asked, else check the config's."""
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     model = expand_distill_config(cfg).model.to_dict()
     if model.get("type") != "DistillDetector":
         raise ValueError(f"{args.config} is not a distillation config: it names no teacher and no distill=[...].")
@@ -241,6 +242,7 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
         channels_last=args.channels_last,
         threads=args.threads,
         device="cuda" if torch.cuda.is_available() else "cpu",
+        custom_imports=dict(cfg.get("custom_imports") or {}),
     )
 
 
@@ -376,6 +378,7 @@ def training_only_pass(model: DistillDetector, inputs: Tensor, samples: list[Det
 def setup_process(spec: BenchSpec) -> None:
     torch.set_num_threads(spec.threads)
     register_all_modules(init_default_scope=True)
+    import_custom_modules(spec.custom_imports)  # a spawned process has imported kdtools, not the config's modules
     MMLogger.get_instance("kdtools-benchmark", log_level="WARNING")
 
 

@@ -3,18 +3,17 @@
     python tools/export_student.py CONFIG CHECKPOINT OUT.pth
 
 writes OUT.pth (keys as in plain mmdet; no teacher, no distiller modules) and OUT.py (the student's
-config), which plain mmdet loads: ``mmdet.apis.init_detector('OUT.py', 'OUT.pth')``.
+config), which plain mmdet loads: ``mmdet.apis.init_detector('OUT.py', 'OUT.pth')``. OUT.py keeps only the
+``custom_imports`` that register something the student's config names (a user's backbone, not a distiller).
 """
 from __future__ import annotations
 
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
-
 import kdtools  # noqa: F401
 from kdtools.checkpoint import export_student
-from kdtools.config import expand_distill_config, student_config
+from kdtools.config import expand_distill_config, read_config, student_config
 
 
 def main() -> None:
@@ -25,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     exported = export_student(args.checkpoint, args.out)
     config_path = osp.splitext(args.out)[0] + ".py"
-    student_config(expand_distill_config(Config.fromfile(args.config))).dump(config_path)
+    student_config(expand_distill_config(read_config(args.config))).dump(config_path)
     print(f"student: {len(exported['state_dict'])} tensors -> {args.out}; config -> {config_path}")
 
 

@@ -5,13 +5,13 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import kdtools  # noqa: F401
 from kdtools.checkpoint import load_student_weights
-from kdtools.config import expand_distill_config, is_distill_config, student_config
+from kdtools.config import expand_distill_config, is_distill_config, read_config, student_config
 from kdtools.training import prepare_data, setup_cpu_distributed
 
 
@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 
 import kdtools  # noqa: F401  (registers the detector, distillers, hooks; safe checkpoint loading)
 from kdtools.checks import check_distill_config
-from kdtools.config import expand_distill_config
+from kdtools.config import expand_distill_config, read_config
 from kdtools.training import drop_empty_schedulers, enable_amp, prepare_data, setup_cpu_distributed
 
 
@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,3 +95,17 @@ def make_config(toy_root: str, teacher_ckpt: str):
         return toy_distill_config(toy_root, teacher_ckpt, distill or [dict(type="PKD")], **top)
 
     return make
+
+
+@contextmanager
+def tool_module(name: str) -> Iterator[object]:
+    """``tools/<name>.py`` imported as a module while the context lasts (in ``sys.modules``, where dataclasses
+    look their module up)."""
+    spec = importlib.util.spec_from_file_location(f"kdtools_tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]

@@ -3,13 +3,12 @@ numbers, the distillers timed by default, the random teacher of a fresh clone, g
 crossing."""
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import tool_module
 
 from kdtools import benchmarking
 
@@ -18,12 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("kdtools_benchmark", ROOT / "tools/benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with tool_module("benchmark") as module:
+        yield module
 
 
 def test_pkd_on_the_toy_config(benchmark, tmp_path, monkeypatch):

@@ -4,12 +4,9 @@ with), distillation steps under fp16 AMP, and tools/benchmark.py's CUDA path. Sk
 GPU; ``bash tools/gpu_check.sh`` runs them on one."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 import torch
-from conftest import ALL_DISTILLERS, ROOT, save_random_checkpoint, toy_distill_config
+from conftest import ALL_DISTILLERS, ROOT, save_random_checkpoint, tool_module, toy_distill_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -261,12 +258,8 @@ def test_amp_training_on_cuda_runs_fp16_with_a_half_precision_teacher(make_confi
 # In this process; tools/gpu_check.sh runs the whole tool (its phases in spawned processes) on the COCO configs.
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("kdtools_benchmark_cuda", ROOT / "tools/benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with tool_module("benchmark") as module:
+        yield module
 
 
 @pytest.mark.parametrize("amp", [False, True], ids=["fp32", "fp16-amp"])

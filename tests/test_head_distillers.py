@@ -214,7 +214,8 @@ def test_crosskd_crosses_the_activated_head_feature_by_default(toy_root, gfl_tea
             for level in range(len(LEVEL_SIDES)):
                 post = F.relu(pre_activation(head.cls_convs, x[level], 2))
                 torch.testing.assert_close(records.cls_feats[level], post)
-                torch.testing.assert_close(records.reg_feats[level], F.relu(pre_activation(head.reg_convs, x[level], 2)))
+                reg_post = F.relu(pre_activation(head.reg_convs, x[level], 2))
+                torch.testing.assert_close(records.reg_feats[level], reg_post)
                 assert records.cls_feats[level].min() >= 0
 
 

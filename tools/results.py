@@ -8,10 +8,11 @@ ablations.
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
-schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (every ``configs/toy/<method>_gfl_toy.py``:
-LD, CrossKD, BCKD, PKD and variants of CrossKD and BCKD). ``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and
-DFMSD) against the BCCD student and teacher. ``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and
-RetinaNet toy teachers at the work dirs their configs name, then each heterogeneous DFMSD pair of
+schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (every
+``configs/toy/<method>_gfl_toy.py``: LD, CrossKD, BCKD, PKD and variants of CrossKD and BCKD). ``--study ablations``
+trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and DFMSD) against the BCCD student and teacher.
+``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and RetinaNet toy teachers at the work dirs their
+configs name, then each heterogeneous DFMSD pair of
 ``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Each prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
 numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.

@@ -1,21 +1,19 @@
 """tools/results.py: the study table (mean, spread, gain over each run's own baseline) and the run record."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import tool_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def results():
-    spec = importlib.util.spec_from_file_location("kdtools_results", ROOT / "tools/results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with tool_module("results") as module:
+        yield module
 
 
 def run(mAP: float, seed: int, APl: float = -100.0) -> dict[str, float]:

@@ -26,6 +26,7 @@ from mmengine.logging import MessageHub, MMLogger
 from torch import Tensor, nn
 
 from kdtools.calibration import detection_loss
+from kdtools.detectors.controls import build_control, control_spec
 from kdtools.detectors.levels import map_shapes, match_levels
 from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
@@ -82,6 +83,8 @@ class DistillDetector(BaseDetector):
         nonfinite: what a NaN/Inf distillation loss does: ``'raise'`` stops with the distiller, level and
             iteration named; ``'skip'`` logs the same and drops the distillation losses of that step.
         probe_size: side of the blank image used at build time to read level shapes.
+        teacher_control: a control in place of the teacher (:mod:`kdtools.detectors.controls`): ``'random'``,
+            ``'shuffled'``, ``'class_prior'``, ``'label_smoothing'`` or ``dict(type=..., <option>=...)``.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class DistillDetector(BaseDetector):
         teacher_half: bool = False,
         nonfinite: str = "raise",
         probe_size: int = 256,
+        teacher_control: str | dict | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -111,6 +115,7 @@ class DistillDetector(BaseDetector):
             raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
         self.probe_size = probe_size
+        self.teacher_control = control_spec(teacher_control)
         self._student_dp = dict(student.get("data_preprocessor") or {})
         self.student_taps = TapRecorder(self.student, self._taps("student"), "student")
         self.student_probe = probe(self.student, self.student_taps, probe_size)
@@ -138,7 +143,8 @@ class DistillDetector(BaseDetector):
 
     def _load_teacher(self, index: int) -> Teacher:
         device = next(self.student.parameters()).device
-        return Teacher(self.teacher_specs[index], self._taps("teacher"), self._student_dp, self.teacher_half, device)
+        args = (self.teacher_specs[index], self._taps("teacher"), self._student_dp, self.teacher_half, device)
+        return build_control(self.teacher_control, *args) if self.teacher_control else Teacher(*args)
 
     def set_stage(self, index: int) -> None:
         """Load the teacher of stage ``index`` (if its spec differs from the loaded one's) and apply the distiller
@@ -234,9 +240,9 @@ class DistillDetector(BaseDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples: list[DetDataSample]) -> dict[str, Tensor]:
         with self.student_taps.recording() as student, recorded_targets(self.target_heads) as targets:
             losses = self.student.loss(batch_inputs, batch_data_samples)
-        teacher = self.teacher.records(batch_inputs, batch_data_samples)
         batch = DistillBatch.from_data_samples(batch_data_samples, tuple(batch_inputs.shape[-2:]))
         batch.cache.update(targets)
+        teacher = self.teacher.records(batch_inputs, batch_data_samples, batch)
         batch.detection_loss = detection_loss(losses).detach()
         distill_losses, logged = {}, {}
         for d in self.distillers:

@@ -1,16 +1,18 @@
 """The frozen teacher: built from a config and a checkpoint (errors name the fix), run for its records.
 
-:class:`Teacher` owns everything on the teacher side of a step: the frozen model, its taps, the input
-adapter (the student's normalisation re-done for the teacher), half precision, and the probe that reads
-the shapes of its records at build time. ``Teacher.records(inputs, samples)`` runs the model in eval and
-inference mode only as deep as the taps need and returns ordinary tensors.
+:class:`Teacher` is the first knowledge source (:mod:`kdtools.detectors.sources`) and the model side of the
+others: it owns the frozen model, its taps, the input adapter (the student's normalisation re-done for the
+teacher), half precision, and the probe that reads the shapes of its records at build time.
+``Teacher.records(inputs, samples, batch)`` runs the model in eval and inference mode only as deep as the taps
+need and returns ordinary tensors. A model built elsewhere (a randomly initialised control, a stale peer) is
+handed in as ``model``.
 """
 from __future__ import annotations
 
 import os.path as osp
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from mmdet.structures import DetDataSample
@@ -21,6 +23,9 @@ from torch import Tensor, nn
 
 from kdtools.checkpoint import load_checkpoint_file, state_dict_of
 from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
+
+if TYPE_CHECKING:
+    from kdtools.distillers.base import DistillBatch
 
 MAX_KEYS_SHOWN = 10
 
@@ -103,17 +108,27 @@ def check_teacher_files(spec: dict) -> None:
 
 def build_teacher(config: str | dict, checkpoint: str, cfg_options: dict | None = None) -> nn.Module:
     """An mmdet detector in eval mode with frozen weights loaded strictly from ``checkpoint``."""
-    from mmdet.registry import MODELS
-
     checkpoint = resolve_checkpoint(config, checkpoint)
-    model_cfg = load_model_config(config, cfg_options)
-    model_cfg.pop("init_cfg", None)
-    teacher = MODELS.build(model_cfg)
+    teacher = build_model(config, cfg_options)
     state = state_dict_of(load_checkpoint_file(checkpoint))
     check_state_dict(teacher, state, checkpoint)
     teacher.load_state_dict(state, strict=True)
-    teacher.requires_grad_(False)
-    return teacher.eval()
+    return frozen(teacher)
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with no parameter asking for gradients."""
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def build_model(config: str | dict, cfg_options: dict | None = None) -> nn.Module:
+    """An mmdet detector from a config file or an inline model config, without its ``init_cfg`` (no download)."""
+    from mmdet.registry import MODELS
+
+    model_cfg = load_model_config(config, cfg_options)
+    model_cfg.pop("init_cfg", None)
+    return MODELS.build(model_cfg)
 
 
 def teacher_spec(value: Any) -> dict:
@@ -187,12 +202,18 @@ class Teacher:
         student_preprocessor: the student's data preprocessor config (its normalisation).
         half: run in half precision (fp16 on GPU, bf16 on CPU).
         device: where the model goes.
+        model: the model of ``spec['config']`` built and frozen elsewhere; default: built and loaded from
+            ``spec['checkpoint']``.
     """
 
+    checked = True  # the teacher check scores this model (a control that is not the teacher says False)
+
     def __init__(self, spec: dict, taps: Sequence[str], student_preprocessor: dict, half: bool = False,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", model: nn.Module | None = None) -> None:
         self.spec = spec
-        self.model = build_teacher(spec["config"], spec["checkpoint"], spec.get("cfg_options")).to(device)
+        if model is None:
+            model = build_teacher(spec["config"], spec["checkpoint"], spec.get("cfg_options"))
+        self.model = frozen(model).to(device)
         self.taps = TapRecorder(self.model, taps, "teacher")
         config = load_model_config(spec["config"], spec.get("cfg_options"))
         self.input_adapter = InputAdapter(student_preprocessor, dict(config.get("data_preprocessor") or {}))
@@ -206,8 +227,9 @@ class Teacher:
         with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=self.half):
             yield
 
-    def records(self, inputs: Tensor, data_samples: list[DetDataSample]) -> Records:
-        """The tapped records of this batch, computed in inference mode and returned as ordinary tensors."""
+    def records(self, inputs: Tensor, data_samples: list[DetDataSample], batch: DistillBatch | None = None) -> Records:
+        """The tapped records of this batch, computed in inference mode and returned as ordinary tensors
+        (``batch`` is what controls built on a teacher read; the teacher itself needs only the images)."""
         with self._inference(inputs.device.type), self.taps.recording() as records:
             run_to_depth(self.model, self.input_adapter(inputs), data_samples, self.taps.paths)
         return records.cloned()

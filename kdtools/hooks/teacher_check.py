@@ -209,8 +209,13 @@ class TeacherCheckHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        spec = model.teacher.spec
-        if spec in self.checked:
+        teacher = model.teacher
+        if teacher is None or teacher.spec in self.checked:
+            return
+        spec = teacher.spec
+        if not teacher.checked:
+            runner.logger.info(f"Teacher check: skipped, {type(teacher).__name__} is not meant to score (a control).")
+            self.checked.append(spec)
             return
         if runner.val_loop is None:
             raise ValueError("TeacherCheckHook evaluates the teacher on the run's validation set, and this run has "

@@ -37,6 +37,13 @@ def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
     return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps]).float()
 
 
+def unflatten_levels(rows: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """The inverse of :func:`flatten_levels`: rows back as per-level maps shaped (and typed) like ``like``."""
+    sizes = [m.shape[0] * m.shape[2] * m.shape[3] for m in like]
+    return [part.reshape(m.shape[0], m.shape[2], m.shape[3], -1).permute(0, 3, 1, 2).to(m.dtype).contiguous()
+            for part, m in zip(rows.split(sizes), like)]
+
+
 @dataclass(frozen=True)
 class DenseTargets:
     """The head's own assignment for this batch, one row per location (flattened like :func:`flatten_levels`).

@@ -14,9 +14,11 @@ METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "v
            "APm": "val/coco/bbox_mAP_m", "APl": "val/coco/bbox_mAP_l"}
 
 
-def load_config(config: str, work_dir: str, teacher_checkpoint: str | None = None, seed: int = 0) -> Config:
-    """A config ready to run: teacher checkpoint and seed set, distillation expanded, empty schedulers left out."""
-    cfg = set_teacher_checkpoint(read_config(config), teacher_checkpoint)
+def load_config(config: str | Config, work_dir: str, teacher_checkpoint: str | None = None, seed: int = 0) -> Config:
+    """A config (a file or a config read already) ready to run: teacher checkpoint and seed set, distillation
+    expanded, empty schedulers left out."""
+    cfg = read_config(config) if isinstance(config, str) else Config(config.to_dict(), filename=config.filename)
+    cfg = set_teacher_checkpoint(cfg, teacher_checkpoint)
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     cfg = expand_distill_config(cfg)
@@ -24,7 +26,7 @@ def load_config(config: str, work_dir: str, teacher_checkpoint: str | None = Non
     return cfg
 
 
-def train_and_evaluate(config: str, work_dir: str, teacher_checkpoint: str | None = None,
+def train_and_evaluate(config: str | Config, work_dir: str, teacher_checkpoint: str | None = None,
                        seed: int = 0) -> dict[str, float]:
     """Train ``config`` and return the final COCO metrics (0-100) and the training wall time."""
     cfg = load_config(config, work_dir, teacher_checkpoint, seed)

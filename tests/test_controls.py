@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import save_random_checkpoint, toy_distill_config
 from mmdet.registry import MODELS
+from test_head_distillers import GFL_STUDENT, GFL_TEACHER, SIZE, batch_data
 
 from kdtools.checkpoint import load_checkpoint_file, state_dict_of
 from kdtools.config import expand_distill_config
@@ -12,7 +13,6 @@ from kdtools.detectors.controls import ClassPriorTeacher, class_of_rows, control
 from kdtools.detectors.teacher import Teacher
 from kdtools.distillers import DistillBatch
 from kdtools.modules.dense_heads import assigned_targets, flatten_levels
-from test_head_distillers import GFL_STUDENT, GFL_TEACHER, SIZE, batch_data
 
 CROSSKD = [dict(type="CrossKD", reused_layer=2)]
 

@@ -5,6 +5,7 @@ ablations.
                             [--work-dir DIR] [--teacher TRAINED_TEACHER]
     python tools/results.py --study ablations [--seeds 0] [--methods dmkd_bottomk ...] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
+    python tools/results.py --study controls --config CONFIG [--controls random shuffled ...] [--teacher TRAINED]
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
@@ -13,7 +14,11 @@ schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (
 trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and DFMSD) against the BCCD student and teacher.
 ``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and RetinaNet toy teachers at the work dirs their
 configs name, then each heterogeneous DFMSD pair of
-``configs/toy/hetero_*.py`` and the undistilled baseline of its student. Each prints a markdown table of COCO mAP
+``configs/toy/hetero_*.py`` and the undistilled baseline of its student. ``--study controls`` trains, per seed, the
+student of a distillation config without distillation, with its real teacher, and with each control teacher in
+its place (``teacher_control``; every control for a head distiller, 'random' and 'shuffled' otherwise), and adds
+what share of the real teacher's gain each control's gain is, with a bar chart (controls.png); the default work dir
+is ``work_dirs/controls/<config name>``. Each prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
 numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.
 """
@@ -22,12 +27,18 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 import statistics
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from mmengine.config import Config
+
 from kdtools import DISTILLERS
+from kdtools.config import read_config, student_config
+from kdtools.detectors.controls import CONTROLS, HEAD_CONTROLS
+from kdtools.distillers import HeadDistiller
 from kdtools.experiments import METRICS, evaluate, train_and_evaluate
 
 
@@ -95,17 +106,25 @@ def _mean_spread(values: list[float]) -> str:
 
 
 class Study:
-    """Runs recorded in ``work_dir/results.json``: a run already recorded for a seed is not trained again."""
+    """Runs recorded in ``work_dir/results.json``: a run already recorded for a seed is not trained again.
+
+    The record is read again before each run and merged into on each result, so that two processes can share a
+    study (e.g. ``--seeds 0 1`` and ``--seeds 2``).
+    """
 
     def __init__(self, work_dir: str) -> None:
         self.work_dir = work_dir
         self.record = osp.join(work_dir, "results.json")
         self.runs: dict[str, list[dict[str, float]]] = {}
+        self.reload()
+
+    def reload(self) -> None:
         if osp.exists(self.record):
             with open(self.record) as f:
                 self.runs = json.load(f)
 
-    def run(self, name: str, config: str, seed: int, teacher: str | None = None) -> None:
+    def run(self, name: str, config: str | Config, seed: int, teacher: str | None = None) -> None:
+        self.reload()
         if any(r.get("seed") == seed for r in self.runs.get(name, [])):
             return
         result = train_and_evaluate(config, osp.join(self.work_dir, f"{name}_seed{seed}"), teacher, seed)
@@ -120,12 +139,15 @@ class Study:
                  else train_and_evaluate(config, work_dir))
 
     def add(self, name: str, result: dict[str, float]) -> None:
+        self.reload()
         self.runs.setdefault(name, []).append(result)
-        with open(self.record, "w") as f:
+        os.makedirs(self.work_dir, exist_ok=True)
+        with open(self.record + ".tmp", "w") as f:
             json.dump(self.runs, f, indent=2)
+        os.replace(self.record + ".tmp", self.record)
 
-    def write_table(self, baselines: dict[str, str]) -> None:
-        table = summarise(self.runs, baselines)
+    def write_table(self, baselines: dict[str, str], extra: str = "") -> None:
+        table = summarise(self.runs, baselines) + extra
         print(table)
         with open(osp.join(self.work_dir, "results.md"), "w") as f:
             f.write(table + "\n")
@@ -166,9 +188,81 @@ def hetero_study(args: argparse.Namespace) -> None:
     study.write_table(HETERO_PAIRS)
 
 
+def controls_names(cfg: Config) -> list[str]:
+    """The controls that apply to a distillation config: the head controls only where a head distiller reads."""
+    heads = any(issubclass(DISTILLERS.get(d["type"]), HeadDistiller) for d in cfg.get("distill", []))
+    return [name for name in CONTROLS if heads or name not in HEAD_CONTROLS]
+
+
+def paired_gains(runs: dict[str, list[dict[str, float]]], name: str, base: str = "student") -> list[float]:
+    """``name``'s mAP minus the baseline's, seed by seed (the seeds both have)."""
+    base_by_seed = {r["seed"]: r["mAP"] for r in runs.get(base, [])}
+    return [r["mAP"] - base_by_seed[r["seed"]] for r in runs.get(name, []) if r["seed"] in base_by_seed]
+
+
+def controls_table(runs: dict[str, list[dict[str, float]]], controls: Sequence[str]) -> str:
+    """Markdown: per knowledge source its mAP gain over the student (mean ± spread of the per-seed gains) and
+    that gain as a share of the real teacher's."""
+    real = paired_gains(runs, "teacher")
+    lines = ["", "", "| knowledge source | seeds | mAP gain | share of the real teacher's gain |", "|---|---|---|---|"]
+    for name in ("teacher", *controls):
+        gains = paired_gains(runs, name)
+        if not gains:
+            continue
+        share = f"{statistics.mean(gains) / statistics.mean(real):.0%}" if real and statistics.mean(real) else "-"
+        spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
+        label = "real teacher" if name == "teacher" else name
+        lines.append(f"| {label} | {len(gains)} | {statistics.mean(gains):+.1f} ± {spread:.1f} | {share} |")
+    return "\n".join(lines)
+
+
+def controls_chart(runs: dict[str, list[dict[str, float]]], controls: Sequence[str], path: str, title: str) -> None:
+    """Bars of each knowledge source's mean mAP gain over the student, the per-seed spread as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("teacher", *controls) if paired_gains(runs, n)]
+    gains = [paired_gains(runs, n) for n in names]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 1.5, 3.2))
+    ax.bar(["real teacher" if n == "teacher" else n for n in names], [statistics.mean(g) for g in gains],
+           yerr=[statistics.stdev(g) if len(g) > 1 else 0.0 for g in gains], capsize=4,
+           color=["tab:blue"] + ["tab:gray"] * (len(names) - 1))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("mAP gain over the student")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def controls_study(args: argparse.Namespace) -> None:
+    """Per seed: the student alone, with the config's real teacher, and with each control in its place."""
+    cfg = read_config(args.config)
+    if "distill" not in cfg:
+        raise SystemExit(f"--study controls needs a distillation config (with distill=[...]); {args.config} has none.")
+    controls = args.controls or controls_names(cfg)
+    study = Study(args.work_dir)
+    for seed in args.seeds:
+        study.run("student", student_config(cfg), seed)
+        study.run("teacher", cfg, seed, args.teacher)
+        for control in controls:
+            study.run(control, Config(dict(cfg.to_dict(), teacher_control=control), filename=cfg.filename), seed,
+                      args.teacher)
+    study.reload()
+    study.write_table({name: "student" for name in study.runs if name != "student"},
+                      controls_table(study.runs, controls))
+    controls_chart(study.runs, controls, osp.join(args.work_dir, "controls.png"), osp.basename(args.config))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero"), default="distillers")
+    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero", "controls"),
+                        default="distillers")
+    parser.add_argument("--config", help="controls: the distillation config whose teacher the controls replace")
+    parser.add_argument("--controls", nargs="+", choices=sorted(CONTROLS),
+                        help="controls: default every control that applies to the config's distillers")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads), 0 (the others)")
     parser.add_argument("--methods", nargs="+", help="default: every distiller with a config (configs/toy/"
                         "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py, configs/toy/<method>_gfl_toy.py"
@@ -179,6 +273,11 @@ def main() -> None:
     args = parser.parse_args()
     one_seed = args.study in ("ablations", "hetero")
     args.seeds = args.seeds or ([0] if one_seed else [0, 1, 2])
+    if args.study == "controls":
+        if not args.config:
+            parser.error("--study controls needs --config CONFIG (a distillation config)")
+        args.work_dir = args.work_dir or osp.join("work_dirs/controls", osp.splitext(osp.basename(args.config))[0])
+        return controls_study(args)
     if args.study == "hetero":
         args.work_dir = args.work_dir or "work_dirs/hetero"
         return hetero_study(args)

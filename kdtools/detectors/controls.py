@@ -85,7 +85,8 @@ class RandomTeacher(Teacher):
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = build_model(without_pretrained(load_model_config(spec["config"], spec.get("cfg_options")).to_dict()))
+            config = load_model_config(spec["config"], spec.get("cfg_options")).to_dict()
+            model = build_model(without_pretrained(config))
             model.init_weights()
         super().__init__(spec, taps, student_preprocessor, half, device, model=model)
 
@@ -239,3 +240,4 @@ CONTROLS: dict[str, type[Teacher]] = {
     "class_prior": ClassPriorTeacher,
     "label_smoothing": LabelSmoothingTeacher,
 }
+HEAD_CONTROLS = ("class_prior", "label_smoothing")  # they replace dense-head outputs

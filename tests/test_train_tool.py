@@ -117,7 +117,7 @@ def test_check_names_wrong_distillers(make_config, distill, message):
 def test_check_names_wrong_detector_and_stage_keys(make_config):
     cfg = expand_distill_config(make_config([PKD]))
     cfg.model.teacher_hlaf = True
-    assert "'teacher_hlaf': did you mean 'teacher_half' or 'teacher'?" in checked(cfg)
+    assert "'teacher_hlaf': did you mean 'teacher_half', 'teacher'" in checked(cfg)
     assert "unknown keys: ['epoch']" in checked(make_config([PKD], stages=[dict(epoch=1)]))
 
 

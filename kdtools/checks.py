@@ -30,5 +30,6 @@ def check_distill_config(cfg: Config) -> None:
     for distiller in check_distillers(model.get("distillers") or []):
         distiller_class(distiller)
     stages = [check_stage(i, stage) for i, stage in enumerate(model.get("stages") or [])]
-    for spec in teacher_specs(model.get("teacher"), stages):
-        check_teacher_files(spec)
+    if not model.get("peers"):  # codistillation's sources are the peers, built from their configs
+        for spec in teacher_specs(model.get("teacher"), stages):
+            check_teacher_files(spec)

@@ -27,7 +27,7 @@ from mmengine.utils import import_modules_from_strings
 from kdtools.hooks.teacher_check import teacher_check_hook
 
 DISTILL_KEYS = ("teacher", "distill", "stages", "inherit_teacher", "teacher_half", "nonfinite", "teacher_control")
-KDTOOLS_HOOKS = ("StageHook", "DistillScheduleHook", "RNGStateHook", "TeacherCheckHook")
+KDTOOLS_HOOKS = ("StageHook", "DistillScheduleHook", "RNGStateHook", "TeacherCheckHook", "PeerExchangeHook")
 
 
 def search_working_dir() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,14 +45,26 @@ def setup_cpu_distributed(cfg: Config) -> None:
     if cfg.get("launcher", "none") == "none" or torch.cuda.is_available() or torch_dist.is_initialized():
         return
     if cfg.launcher == "slurm":
-        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
-        os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
-        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+        slurm_env()
     torch_dist.init_process_group(backend="gloo")
+    use_cpu_distributed(cfg)
+
+
+def use_cpu_distributed(cfg: Config) -> None:
+    """The Runner's settings for CPU processes: gloo, and the DDP wrapper without devices."""
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
-    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
-    wrapper["type"] = "CPUDistributedDataParallel"
-    cfg.model_wrapper_cfg = wrapper
+    cfg.model_wrapper_cfg = dict(cfg.get("model_wrapper_cfg") or {}, type="CPUDistributedDataParallel")
+
+
+def slurm_env() -> None:
+    """torch.distributed's environment from Slurm's, as mmengine's Slurm launcher sets it."""
+    os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+    os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
+    os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+    os.environ.setdefault("MASTER_PORT", "29500")
+    if "MASTER_ADDR" not in os.environ:
+        nodes = subprocess.check_output(["scontrol", "show", "hostnames", os.environ["SLURM_NODELIST"]], text=True)
+        os.environ["MASTER_ADDR"] = nodes.split()[0]
 
 
 def enable_amp(cfg: Config) -> None:

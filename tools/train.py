@@ -10,6 +10,7 @@ from mmengine.runner import Runner
 
 import kdtools  # noqa: F401  (registers the detector, distillers, hooks; safe checkpoint loading)
 from kdtools.checks import check_distill_config
+from kdtools.codistill import init_peer_groups, layout_from_env, peer_config
 from kdtools.config import expand_distill_config, read_config
 from kdtools.training import drop_empty_schedulers, enable_amp, prepare_data, setup_cpu_distributed
 
@@ -37,12 +38,14 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg = expand_distill_config(cfg)
-    drop_empty_schedulers(cfg)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if "codistill" in cfg:  # this process's peer: its model, work dir, seed and shard
+        cfg = peer_config(cfg, layout_from_env(cfg.codistill["peers"], args.launcher).peer)
+    cfg = expand_distill_config(cfg)
+    drop_empty_schedulers(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
@@ -57,7 +60,10 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     cfg = build_config(parse_args())
     check_distill_config(cfg)  # before the Runner, which reports the environment first
-    setup_cpu_distributed(cfg)
+    if "codistill" in cfg:
+        init_peer_groups(cfg)
+    else:
+        setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     prepare_data(cfg)
     runner.train()

@@ -29,6 +29,7 @@ from kdtools.calibration import detection_loss
 from kdtools.detectors.controls import build_control, control_spec
 from kdtools.detectors.levels import map_shapes, match_levels
 from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
+from kdtools.detectors.sources import StalePeer
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.distillers.head import HeadDistiller
@@ -64,9 +65,21 @@ def check_distillers(distillers: Sequence[dict]) -> Sequence[dict]:
     return distillers
 
 
+def in_graph(losses: dict[str, Tensor | list[Tensor]], zero: Tensor) -> dict[str, Tensor | list[Tensor]]:
+    """``losses`` with ``zero`` (a zero that depends on parameters) added to the first of them: the same values,
+    and no parameter left out of the graph (DDP needs every parameter used)."""
+    key = next(k for k in losses if "loss" in k)
+    value = losses[key]
+    added = [value[0] + zero, *value[1:]] if isinstance(value, (list, tuple)) else value + zero
+    return {**losses, key: added}
+
+
 @MODELS.register_module()
 class DistillDetector(BaseDetector):
-    """Student + frozen teacher + distillers.
+    """Student + knowledge sources + distillers.
+
+    The sources (:mod:`kdtools.detectors.sources`) are the frozen teacher, a control in its place, or the stale
+    copies of codistillation's other peers; the distillers read the records of each in the same way.
 
     Args:
         student: any mmdet detector config.
@@ -85,6 +98,9 @@ class DistillDetector(BaseDetector):
         probe_size: side of the blank image used at build time to read level shapes.
         teacher_control: a control in place of the teacher (:mod:`kdtools.detectors.controls`): ``'random'``,
             ``'shuffled'``, ``'class_prior'``, ``'label_smoothing'`` or ``dict(type=..., <option>=...)``.
+        peers: codistillation (:mod:`kdtools.codistill`): the model configs of the other peers, whose stale copies
+            are the knowledge sources instead of a teacher; their weights arrive by ``PeerExchangeHook``. Each
+            distillation loss is the mean of its losses against every peer.
     """
 
     def __init__(
@@ -98,6 +114,7 @@ class DistillDetector(BaseDetector):
         nonfinite: str = "raise",
         probe_size: int = 256,
         teacher_control: str | dict | None = None,
+        peers: Sequence[dict] | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -105,7 +122,10 @@ class DistillDetector(BaseDetector):
         super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor"), init_cfg=init_cfg)
         self.student = MODELS.build(student)
         self.stages = [check_stage(i, stage) for i, stage in enumerate(stages or [])]
-        self.teacher_specs = teacher_specs(teacher, self.stages)
+        if peers and (teacher is not None or self.stages or teacher_control is not None or inherit_teacher):
+            raise ValueError("peers=[...] (codistillation) distils from the other peers: leave out teacher, stages, "
+                             "teacher_control and inherit_teacher.")
+        self.teacher_specs = [] if peers else teacher_specs(teacher, self.stages)
         self.distillers = nn.ModuleList(build_distiller(cfg) for cfg in check_distillers(distillers))
         self._check_unique_names()
         self.register_buffer("stage", torch.tensor(0))
@@ -123,23 +143,43 @@ class DistillDetector(BaseDetector):
             self.student_taps.modules[d.student_head] for d in self.distillers
             if isinstance(d, HeadDistiller) and d.uses_targets))
         self.teacher: Teacher | None = None
+        self.peers: list[StalePeer] = []
+        self.distill_active = True  # PeerExchangeHook turns it off until the burn-in ends
         self.loaded_stage = -1
-        self.set_stage(0)
+        if peers:
+            self._build_peers(peers)
+        else:
+            self.set_stage(0)
         for index in range(1, len(self.teacher_specs)):
             if self.teacher_specs[index] not in self.teacher_specs[:index]:  # each distinct later teacher once
                 self._check_stage_teacher(index)
 
     # ----------------------------------------------------------------- teacher
+    @property
+    def sources(self) -> list[Teacher]:
+        """The knowledge sources the distillers read: the teacher (or its control), or the stale peers."""
+        return self.peers or ([self.teacher] if self.teacher is not None else [])
+
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> DistillDetector:
-        if getattr(self, "teacher", None) is not None:
-            self.teacher.apply(fn, *args, **kwargs)
+        for source in getattr(self, "peers", None) or [getattr(self, "teacher", None)]:
+            if source is not None:
+                source.apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def train(self, mode: bool = True) -> DistillDetector:
         super().train(mode)
-        if getattr(self, "teacher", None) is not None:
-            self.teacher.model.eval()
+        for source in self.sources:
+            source.model.eval()
         return self
+
+    def _build_peers(self, peers: Sequence[dict]) -> None:
+        """Stale copies of the other peers (randomly initialised until the first exchange); the distillers are
+        fitted to the first one's records and the others are checked against them."""
+        device = next(self.student.parameters()).device
+        for index, config in enumerate(peers):
+            peer = StalePeer(dict(config), self._taps("teacher"), self._student_dp, self.teacher_half, device)
+            self.peers.append(peer)
+            self._setup_distillers(peer.probe(self.probe_size), None if index == 0 else f"peer model {index}")
 
     def _load_teacher(self, index: int) -> Teacher:
         device = next(self.student.parameters()).device
@@ -240,15 +280,24 @@ class DistillDetector(BaseDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples: list[DetDataSample]) -> dict[str, Tensor]:
         with self.student_taps.recording() as student, recorded_targets(self.target_heads) as targets:
             losses = self.student.loss(batch_inputs, batch_data_samples)
+        if not self.distill_active:  # no source is asked (codistillation's burn-in)
+            return in_graph(losses, self._zero())
         batch = DistillBatch.from_data_samples(batch_data_samples, tuple(batch_inputs.shape[-2:]))
         batch.cache.update(targets)
-        teacher = self.teacher.records(batch_inputs, batch_data_samples, batch)
         batch.detection_loss = detection_loss(losses).detach()
         distill_losses, logged = {}, {}
-        for d in self.distillers:
-            distill_losses.update(d(*d.inputs(student, teacher), batch))
-            logged.update(d.log_values())
+        for source in self.sources:
+            records = source.records(batch_inputs, batch_data_samples, batch)
+            for d in self.distillers:
+                for key, value in d(*d.inputs(student, records), batch).items():
+                    distill_losses[key] = distill_losses.get(key, 0) + value / len(self.sources)
+                logged.update(d.log_values())
         return {**losses, **self._guard_nonfinite(distill_losses), **logged}
+
+    def _zero(self) -> Tensor:
+        """A zero loss in which every distiller parameter takes part (none unused under DDP)."""
+        zero = next(self.student.parameters()).new_zeros(())
+        return zero + sum((p * 0).sum() for p in self.distillers.parameters())
 
     def _guard_nonfinite(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:
         """One device sync per step: raise on (or skip) NaN/Inf distillation losses, naming where they are."""
@@ -263,8 +312,7 @@ class DistillDetector(BaseDetector):
                 f"{where}. Lower that distiller's loss_weight or learning rate, or set nonfinite='skip' to drop "
                 "such steps' distillation losses.")
         MMLogger.get_current_instance().warning(f"{where}; this step's distillation losses are skipped.")
-        # Zero losses that keep every distiller parameter in the graph (no unused parameters under DDP).
-        zero = sum((p * 0).sum() for p in self.distillers.parameters())
+        zero = self._zero()
         return {key: torch.zeros_like(value) + zero for key, value in losses.items()}
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: list[DetDataSample], rescale: bool = True) -> list:

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from kdtools.calibration import detection_loss
 from kdtools.detectors.controls import build_control, control_spec
 from kdtools.detectors.levels import map_shapes, match_levels
-from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.sources import StalePeer
+from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.distillers.head import HeadDistiller

@@ -5,4 +5,6 @@ from kdtools.hooks.schedule_hook import DistillScheduleHook
 from kdtools.hooks.stage_hook import StageHook
 from kdtools.hooks.teacher_check import TeacherCheckError, TeacherCheckHook
 
-__all__ = ["DistillScheduleHook", "PeerExchangeHook", "RNGStateHook", "StageHook", "TeacherCheckError", "TeacherCheckHook"]
+__all__ = [
+    "DistillScheduleHook", "PeerExchangeHook", "RNGStateHook", "StageHook", "TeacherCheckError", "TeacherCheckHook",
+]

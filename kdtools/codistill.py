@@ -8,7 +8,7 @@ distillation after a burn-in, weight 1). A config asks for it with::
 
 and is launched the usual way, ``tools/dist_train.sh CONFIG N`` (or Slurm), with N a multiple of ``peers``.
 The N processes split into P peers of N/P ranks each (ranks ``p*N/P ... (p+1)*N/P - 1`` are peer p). Each peer
-is its own run: its own model (``models[p]``, default the config's ``model``), seed (``randomness.seed + p``),
+is its own run: its own model (``models[p]``, default the config's ``model``), seed (``randomness.seed * P + p``),
 work dir (``<work_dir>/peer<p>``), logs, validation, checkpoints and resume. mmengine's default process group
 is the peer's, so gradient all-reduce, metrics and every other collective stay inside a peer; a second group
 over all N processes carries only the exchange (:class:`~kdtools.hooks.PeerExchangeHook`): every
@@ -126,6 +126,23 @@ def layout_from_env(peers: int, launcher: str) -> PeerLayout:
     return PeerLayout(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), peers)
 
 
+def peer_models(cfg: Config) -> list[dict]:
+    """The model config of every peer of a codistill config."""
+    spec = codistill_spec(cfg.codistill)
+    if spec["models"]:
+        return [dict(load_model_config(m)) for m in spec["models"]]
+    return [dict(cfg.model)] * spec["peers"]
+
+
+def peer_student_config(cfg: Config, peer: int) -> Config:
+    """The plain config of peer ``peer`` of a codistill config: its model, the data of the config (as trained
+    alone on all of it), no codistillation."""
+    cfg = Config(cfg.to_dict(), filename=cfg.filename)
+    cfg.model = peer_models(cfg)[peer]
+    cfg.pop("codistill")
+    return cfg
+
+
 def peer_config(cfg: Config, peer: int) -> Config:
     """The run of peer ``peer``: a ``DistillDetector`` of its model distilling from the others' stale copies,
     its own seed, work dir, shard and the exchange hook. ``cfg.work_dir`` is the run's (``peer<p>`` below it)."""
@@ -136,7 +153,7 @@ def peer_config(cfg: Config, peer: int) -> Config:
     if cfg.model.get("type") == "DistillDetector":
         raise ValueError("A codistill config gives the plain model (or codistill.models), not a DistillDetector.")
     spec = codistill_spec(cfg.codistill)
-    models = [dict(load_model_config(m)) for m in spec["models"]] if spec["models"] else [cfg.model] * spec["peers"]
+    models = peer_models(cfg)
     cfg.model = dict(type="DistillDetector", student=models[peer], distillers=spec["distillers"],
                      peers=[m for q, m in enumerate(models) if q != peer])
     for key in ("teacher_half", "nonfinite"):
@@ -144,7 +161,7 @@ def peer_config(cfg: Config, peer: int) -> Config:
             cfg.model[key] = cfg.pop(key)
     cfg.work_dir = osp.join(cfg.work_dir, f"peer{peer}")
     randomness = dict(cfg.get("randomness") or {})
-    cfg.randomness = dict(randomness, seed=(randomness.get("seed") or 0) + peer)
+    cfg.randomness = dict(randomness, seed=(randomness.get("seed") or 0) * spec["peers"] + peer)
     cfg.teacher_check = None
     if spec["data"] == "disjoint":
         sampler = dict(cfg.train_dataloader.get("sampler") or {})

@@ -1,7 +1,14 @@
-"""Train-and-evaluate runs shared by the demo and the accuracy study."""
+"""Train-and-evaluate runs shared by the demo and the accuracy studies."""
 from __future__ import annotations
 
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -10,6 +17,7 @@ from kdtools.checks import check_distill_config
 from kdtools.config import expand_distill_config, read_config, set_teacher_checkpoint
 from kdtools.training import drop_empty_schedulers, prepare_data
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METRICS = {"mAP": "val/coco/bbox_mAP", "AP50": "val/coco/bbox_mAP_50", "APs": "val/coco/bbox_mAP_s",
            "APm": "val/coco/bbox_mAP_m", "APl": "val/coco/bbox_mAP_l"}
 
@@ -63,3 +71,29 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 def _cell(value: float) -> str:
     return f"{'n/a':>8}" if value < 0 else f"{value:8.1f}"  # COCO gives -1 for an area range without ground truth
+
+
+def train_peers(config: str, work_dir: str, seed: int = 0, options: Sequence[str] = (), port: int = 29500
+                ) -> list[dict[str, float]]:
+    """Train a codistill config on ``peers`` CPU processes (one per peer, one thread each) with
+    ``tools/dist_train.sh`` and return each peer's final COCO metrics (0-100) and the wall time."""
+    cfg = read_config(config)
+    peers = cfg.codistill["peers"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHON=sys.executable, PORT=str(port))
+    command = ["bash", osp.join(ROOT, "tools/dist_train.sh"), config, str(peers), "--work-dir", work_dir,
+               "--cfg-options", f"randomness.seed={seed}", *options]
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
+    seconds = time.perf_counter() - start
+    return [{**final_metrics(osp.join(work_dir, f"peer{p}")), "train_s": seconds, "peer": p} for p in range(peers)]
+
+
+def final_metrics(work_dir: str) -> dict[str, float]:
+    """The last validation's COCO metrics (0-100) of the latest run in ``work_dir`` (its scalars.json)."""
+    runs = sorted(glob.glob(osp.join(work_dir, "*", "vis_data", "scalars.json")))
+    with open(runs[-1]) as f:
+        logs = [json.loads(line) for line in f]
+    last = next(log for log in reversed(logs) if METRICS["mAP"].removeprefix("val/") in log)
+    return {key: 100 * last[tag.removeprefix("val/")] for key, tag in METRICS.items()}

@@ -61,7 +61,7 @@ def test_peer_config_gives_each_peer_its_model_seed_work_dir_and_shard():
     peer = peer_config(cfg, 1)
     assert peer.model.type == "DistillDetector" and peer.model.student.type == "GFL"
     assert [m["type"] for m in peer.model.peers] == ["GFL"]
-    assert peer.work_dir == "work_dirs/run/peer1" and peer.randomness.seed == 4
+    assert peer.work_dir == "work_dirs/run/peer1" and peer.randomness.seed == 7
     assert peer.train_dataloader.sampler == dict(type="PeerShardSampler", peer=1, peers=2, partition_seed=0,
                                                  shuffle=True)
     assert dict(type="PeerExchangeHook", interval=50, burn_in=240) in peer.custom_hooks
@@ -176,3 +176,35 @@ def test_two_peers_on_four_processes_keep_two_models(toy_root, tmp_path):
         assert "Distributed training: True" in log and "GPU number: 2" in log
     assert not same(student(run / "peer0/iter_6.pth"), student(run / "peer1/iter_6.pth"))
     assert same(stale(run / "peer0/iter_6.pth"), student(run / "peer1/iter_5.pth"))
+
+
+def test_churn_counts_confident_detections_without_a_same_class_match():
+    from kdtools.churn import churn, one_way
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]])
+    a = [(boxes, torch.tensor([0, 1, 2]))]
+    shifted = boxes + torch.tensor([2.0, 0, 2, 0])  # IoU 8/12 = 0.67 with its original
+    b = [(shifted[:2], torch.tensor([0, 2]))]  # the first matches, the second has another class, no third
+    assert one_way(a, b) == pytest.approx(2 / 3)
+    assert one_way(b, a) == pytest.approx(1 / 2)
+    assert churn(a, b) == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert churn(a, a) == 0.0
+    far = [(boxes + 5.0, torch.tensor([0, 1, 2]))]  # IoU 25/175 < 0.5
+    assert churn(a, far) == 1.0
+
+
+def test_export_student_takes_the_peer(codistilled, tmp_path):
+    out = tmp_path / "peer1.pth"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/export_student.py"), str(codistilled / "codistill.py"),
+         str(codistilled / "run/peer1/iter_6.pth"), str(out), "--peer", "1"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert same(load_checkpoint_file(str(out))["state_dict"], student(codistilled / "run/peer1/iter_6.pth"))
+    exported = Config.fromfile(str(tmp_path / "peer1.py"))
+    assert exported.model.type == "GFL" and "codistill" not in exported
+    assert exported.train_dataloader.sampler.type == "DefaultSampler"
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "tools/export_student.py"), str(codistilled / "codistill.py"),
+         str(codistilled / "run/peer1/iter_6.pth"), str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "--peer P" in missing.stderr

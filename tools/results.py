@@ -6,6 +6,7 @@ ablations.
     python tools/results.py --study ablations [--seeds 0] [--methods dmkd_bottomk ...] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
     python tools/results.py --study controls --config CONFIG [--controls random shuffled ...] [--teacher TRAINED]
+    python tools/results.py --study codistill --config CODISTILL_CONFIG [--seeds 0 1 2]
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
@@ -18,7 +19,11 @@ configs name, then each heterogeneous DFMSD pair of
 student of a distillation config without distillation, with its real teacher, and with each control teacher in
 its place (``teacher_control``; every control for a head distiller, 'random' and 'shuffled' otherwise), and adds
 what share of the real teacher's gain each control's gain is, with a bar chart (controls.png); the default work dir
-is ``work_dirs/controls/<config name>``. Each prints a markdown table of COCO mAP
+is ``work_dirs/controls/<config name>``. ``--study codistill`` trains, per seed, peer 0's model alone on all the
+data for as many iterations per process as a peer (``single``), the peers of a codistill config on their shards
+without distillation (``independent``: burn-in past the end) and codistilled, one process per peer, and adds the
+churn between retrains (:mod:`kdtools.churn`; every pair of seeds, per peer; churn.json); the default work dir is
+``work_dirs/codistill/<config name>``. Each prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
 numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.
 """
@@ -36,10 +41,11 @@ from typing import NamedTuple
 from mmengine.config import Config
 
 from kdtools import DISTILLERS
+from kdtools.codistill import peer_student_config
 from kdtools.config import read_config, student_config
 from kdtools.detectors.controls import CONTROLS, HEAD_CONTROLS
 from kdtools.distillers import HeadDistiller
-from kdtools.experiments import METRICS, evaluate, train_and_evaluate
+from kdtools.experiments import METRICS, evaluate, train_and_evaluate, train_peers
 
 
 class Data(NamedTuple):
@@ -256,11 +262,88 @@ def controls_study(args: argparse.Namespace) -> None:
     controls_chart(study.runs, controls, osp.join(args.work_dir, "controls.png"), osp.basename(args.config))
 
 
+def equal_iterations(cfg: Config, peers: int) -> Config:
+    """The model of peer 0 alone on all the data, for as many iterations as each peer of a disjoint codistill
+    config (whose epochs are of one shard): every epoch count (training, validation, by-epoch schedulers)
+    divided by ``peers``."""
+    cfg = peer_student_config(cfg, 0)
+    cfg.train_cfg.max_epochs //= peers
+    cfg.train_cfg.val_interval = max(1, cfg.train_cfg.get("val_interval", 1) // peers)
+    for scheduler in cfg.get("param_scheduler") or []:
+        if scheduler.get("by_epoch", True):
+            for key in ("begin", "end"):
+                if key in scheduler:
+                    scheduler[key] //= peers
+    return cfg
+
+
+def peer_detections(cfg: Config, work_dir: str) -> list:
+    from mmengine.runner import find_latest_checkpoint
+
+    from kdtools.churn import detections
+
+    return detections(cfg, find_latest_checkpoint(work_dir))
+
+
+def churn_table(study: Study, arms: dict[str, list[tuple[Config, str]]]) -> str:
+    """Markdown: per arm, the churn between its retrains (every pair of seeds, per peer) on the val set."""
+    from itertools import combinations
+
+    from kdtools.churn import IOU, SCORE, churn
+
+    lines = ["", "", f"| arm | pairs of retrains | churn (score >= {SCORE}, same class, IoU >= {IOU}) |",
+             "|---|---|---|"]
+    record = {}
+    for arm, runs in arms.items():
+        by_peer: dict[str, list] = {}
+        for cfg, work_dir in runs:
+            by_peer.setdefault(cfg.filename, []).append(peer_detections(cfg, work_dir))
+        values = [100 * churn(a, b) for found in by_peer.values() for a, b in combinations(found, 2)]
+        record[arm] = values
+        if values:
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            lines.append(f"| {arm} | {len(values)} | {statistics.mean(values):.1f} ± {spread:.1f} % |")
+    with open(osp.join(study.work_dir, "churn.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    return "\n".join(lines)
+
+
+def codistill_study(args: argparse.Namespace) -> None:
+    """Per seed: the model alone on all the data (as many iterations per process), the peers trained alone on
+    their data (burn-in past the end) and codistilled; each peer's mAP and the churn between retrains."""
+    cfg = read_config(args.config)
+    if "codistill" not in cfg:
+        raise SystemExit(f"--study codistill needs a codistill config; {args.config} has no codistill=dict(...).")
+    peers = cfg.codistill["peers"]
+    single = equal_iterations(cfg, peers) if cfg.codistill.get("data", "disjoint") == "disjoint" else \
+        peer_student_config(cfg, 0)
+    study = Study(args.work_dir)
+    arms: dict[str, list[tuple[Config, str]]] = {"single": [], "independent": [], "codistilled": []}
+    for seed in args.seeds:
+        work_dir = osp.join(args.work_dir, f"single_seed{seed}")
+        study.run("single", single, seed)
+        arms["single"].append((Config(single.to_dict(), filename="single"), work_dir))
+        for arm, options in (("independent", ["codistill.burn_in=1000000000"]), ("codistilled", [])):
+            work_dir = osp.join(args.work_dir, f"{arm}_seed{seed}")
+            study.reload()
+            if not any(r.get("seed") == seed for r in study.runs.get(arm, [])):
+                for result in train_peers(args.config, work_dir, seed, options, port=29500 + seed):
+                    study.add(arm, {**result, "seed": seed})
+            for p in range(peers):
+                peer_cfg = peer_student_config(cfg, p)
+                peer_cfg.filename = f"peer{p}"
+                arms[arm].append((peer_cfg, osp.join(work_dir, f"peer{p}")))
+    study.reload()
+    study.write_table({"independent": "single", "codistilled": "single"}, churn_table(study, arms))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero", "controls"),
+    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero", "controls",
+                                            "codistill"),
                         default="distillers")
-    parser.add_argument("--config", help="controls: the distillation config whose teacher the controls replace")
+    parser.add_argument("--config", help="controls: the distillation config whose teacher the controls replace; "
+                        "codistill: the codistill config")
     parser.add_argument("--controls", nargs="+", choices=sorted(CONTROLS),
                         help="controls: default every control that applies to the config's distillers")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads), 0 (the others)")
@@ -273,11 +356,12 @@ def main() -> None:
     args = parser.parse_args()
     one_seed = args.study in ("ablations", "hetero")
     args.seeds = args.seeds or ([0] if one_seed else [0, 1, 2])
-    if args.study == "controls":
+    if args.study in ("controls", "codistill"):
         if not args.config:
-            parser.error("--study controls needs --config CONFIG (a distillation config)")
-        args.work_dir = args.work_dir or osp.join("work_dirs/controls", osp.splitext(osp.basename(args.config))[0])
-        return controls_study(args)
+            parser.error(f"--study {args.study} needs --config CONFIG")
+        name = osp.splitext(osp.basename(args.config))[0]
+        args.work_dir = args.work_dir or osp.join(f"work_dirs/{args.study}", name)
+        return (controls_study if args.study == "controls" else codistill_study)(args)
     if args.study == "hetero":
         args.work_dir = args.work_dir or "work_dirs/hetero"
         return hetero_study(args)

@@ -54,6 +54,12 @@ their losses in fp32 whatever the autocast. The teacher's precision follows the 
 ``--random-teacher`` saves a randomly initialised teacher checkpoint to a temporary file (timings do not
 depend on the weights); so does a run whose config names a teacher checkpoint that does not exist yet (a
 fresh clone), saying so. No pretrained weights are fetched: ``Pretrained`` init configs are removed.
+
+A codistill config (``configs/codistill/*.py``) times peer 0's step: the teacher phase is its stale copy of peer 1
+(randomly initialised: timings do not depend on the weights), the distillation phase a ``DistillDetector`` with
+``peers=[...]`` and the config's distillers, bar 1.10 x (t_student + t_peer). The exchange of a peer's weights is
+timed apart, between two spawned gloo processes, and reported per exchange and per iteration at the config's
+``exchange_interval``.
 """
 from __future__ import annotations
 
@@ -102,6 +108,7 @@ from kdtools.benchmarking import (
     synchronizer,
     timed,
 )
+from kdtools.codistill import peer_config
 from kdtools.config import expand_distill_config, import_custom_modules, read_config
 from kdtools.detectors.distill_detector import DistillDetector
 from kdtools.detectors.teacher import Teacher, load_model_config, resolve_checkpoint
@@ -216,13 +223,21 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
     """Read the config; save a random teacher checkpoint in ``workdir`` if asked, else check the config's."""
     register_all_modules(init_default_scope=True)
     cfg = read_config(args.config)
+    codistill = "codistill" in cfg
+    if codistill:  # peer 0's step: its stale copy of peer 1 is the source, timed as the teacher phase
+        cfg.work_dir = workdir
+        cfg = peer_config(cfg, 0)
     model = expand_distill_config(cfg).model.to_dict()
     if model.get("type") != "DistillDetector":
         raise ValueError(f"{args.config} is not a distillation config: it names no teacher and no distill=[...].")
     student = strip_pretrained(model["student"])
-    teacher = model.get("teacher") or model["stages"][0]["teacher"]
-    teacher_model = strip_pretrained(load_model_config(teacher["config"], teacher.get("cfg_options")).to_dict())
-    checkpoint = teacher_checkpoint(teacher, teacher_model, workdir, args.random_teacher)
+    if codistill:
+        teacher_model = strip_pretrained(model["peers"][0])
+        checkpoint = save_random_teacher(teacher_model, osp.join(workdir, "stale_peer.pth"))
+    else:
+        teacher = model.get("teacher") or model["stages"][0]["teacher"]
+        teacher_model = strip_pretrained(load_model_config(teacher["config"], teacher.get("cfg_options")).to_dict())
+        checkpoint = teacher_checkpoint(teacher, teacher_model, workdir, args.random_teacher)
     size = (args.img_size, args.img_size) if args.img_size else train_image_size(cfg)
     divisor = int((student.get("data_preprocessor") or {}).get("pad_size_divisor", 1))
     channels = neck_channels(student), neck_channels(teacher_model)
@@ -230,8 +245,9 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
     return BenchSpec(
         student=student,
         teacher=dict(config=teacher_model, checkpoint=checkpoint),  # every phase builds what was read here
-        distillers=distiller_configs(args.distillers or fitting_distillers(student), model["distillers"], conv1x1),
-        detector_options={key: model[key] for key in DETECTOR_OPTIONS if key in model},
+        distillers=distiller_configs(args.distillers or default_distillers(model, codistill), model["distillers"],
+                                     conv1x1),
+        detector_options={key: model[key] for key in (*DETECTOR_OPTIONS, "peers") if key in model},
         batch_size=args.batch_size,
         image_size=size,
         padded_size=padded(size, divisor),
@@ -244,6 +260,13 @@ def make_spec(args: argparse.Namespace, workdir: str) -> BenchSpec:
         device="cuda" if torch.cuda.is_available() else "cpu",
         custom_imports=dict(cfg.get("custom_imports") or {}),
     )
+
+
+def default_distillers(model: dict, codistill: bool) -> list[str]:
+    """A codistill config's own distillers; else every registered one that fits the student."""
+    if codistill:
+        return list(dict.fromkeys(d["type"] for d in model["distillers"]))
+    return fitting_distillers(model["student"])
 
 
 def machine(spec: BenchSpec) -> dict[str, Any]:
@@ -348,9 +371,47 @@ def bench_teacher(spec: BenchSpec) -> Teacher:
 
 
 def distill_detector(spec: BenchSpec, name: str) -> DistillDetector:
+    """The distillation step of one distiller: from the teacher, or (codistillation) from a stale peer."""
+    source = {} if "peers" in spec.detector_options else dict(teacher=spec.teacher)
     cfg = dict(type="DistillDetector", student=spec.student, distillers=[spec.distillers[name]],
-               teacher=spec.teacher, **spec.detector_options)
+               **source, **spec.detector_options)
     return build_trainable(cfg, spec)
+
+
+# -------------------------------------------------------------------------------------- peer exchange
+def serve_exchange(spec: BenchSpec, rank: int, store_path: str, queue: Any) -> None:
+    """One of two gloo processes: broadcast the student's weights from rank 0, as a codistill exchange does."""
+    import torch.distributed as dist
+
+    from kdtools.hooks.peer_exchange import broadcast_state
+
+    setup_process(spec)
+    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=2)
+    try:
+        state = build_trainable(spec.student, spec).state_dict()
+        times = []
+        for _ in range(spec.warmup + spec.iters):
+            dist.barrier()
+            times.append(timed(lambda: broadcast_state(state, 0, dist.group.WORLD), lambda: None).wall)
+        if rank == 0:
+            queue.put(statistics.median(times[spec.warmup:]))
+    finally:
+        dist.destroy_process_group()
+
+
+def exchange_seconds(spec: BenchSpec, workdir: str) -> float:
+    """Median seconds of one exchange of a peer's weights between two CPU processes over gloo."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    store = osp.join(workdir, "exchange_store")
+    processes = [context.Process(target=serve_exchange, args=(spec, rank, store, queue)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    if any(process.exitcode for process in processes):
+        raise RuntimeError("The exchange benchmark failed (see the processes' errors above).")
+    return queue.get()
 
 
 # --------------------------------------------------------------------------------------- training-only pass
@@ -365,7 +426,7 @@ def training_only_pass(model: DistillDetector, inputs: Tensor, samples: list[Det
     if not (blocks or is_head):
         return None, None
     with torch.no_grad():
-        student, teacher = model.student_records(inputs, samples), model.teacher.records(inputs, samples)
+        student, teacher = model.student_records(inputs, samples), model.sources[0].records(inputs, samples)
     if is_head:
         return distiller.training_only_pass(student, teacher), None
     _, teacher_levels = distiller.inputs(student, teacher)
@@ -421,7 +482,8 @@ class Phase:
         if self.timer is not None:
             params = self.model.distillers.parameters()
             info["distiller_param_bytes"] = sum(p.numel() * p.element_size() for p in params)
-            info["time_bar"] = HEAD_BAR if isinstance(self.model.distillers[0], HeadDistiller) else BAR
+            head = isinstance(self.model.distillers[0], HeadDistiller) and not self.model.peers
+            info["time_bar"] = HEAD_BAR if head else BAR  # codistillation: 1.10 x (student + stale peer)
         if self.extra_gflop is not None:
             info["extra_gflop"] = self.extra_gflop
         return info
@@ -517,9 +579,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         spec = make_spec(args, workdir)
         measurements = measure(spec)
+        exchange = exchange_seconds(spec, workdir) if "peers" in spec.detector_options else None
     rows = summarise(measurements)
     info = machine(spec)
     print(format_report(info, spec, args.config, measurements, rows))
+    if exchange is not None:
+        interval = read_config(args.config).codistill.get("exchange_interval", 50)
+        print(f"\nCodistillation: the teacher phase is the stale peer's records. Exchange of a peer's weights "
+              f"(2 gloo processes): {exchange * 1e3:.1f} ms, every {interval} iterations: "
+              f"{exchange * 1e3 / interval:.2f} ms per iteration.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({
@@ -530,6 +598,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "distillers": [dict(asdict(row), overhead_bar_met=row.overhead_bar_met,
                                     extra_bar_met=row.extra_bar_met, memory_bar_met=row.memory_bar_met)
                                for row in rows],
+                "exchange_s": exchange,
             }, f, indent=2)
 
 

@@ -285,7 +285,7 @@ def peer_detections(cfg: Config, work_dir: str) -> list:
     return detections(cfg, find_latest_checkpoint(work_dir))
 
 
-def churn_table(study: Study, arms: dict[str, list[tuple[Config, str]]]) -> str:
+def churn_table(study: Study, arms: dict[str, list[tuple[str, Config, str]]]) -> str:
     """Markdown: per arm, the churn between its retrains (every pair of seeds, per peer) on the val set."""
     from itertools import combinations
 
@@ -296,8 +296,8 @@ def churn_table(study: Study, arms: dict[str, list[tuple[Config, str]]]) -> str:
     record = {}
     for arm, runs in arms.items():
         by_peer: dict[str, list] = {}
-        for cfg, work_dir in runs:
-            by_peer.setdefault(cfg.filename, []).append(peer_detections(cfg, work_dir))
+        for model, cfg, work_dir in runs:
+            by_peer.setdefault(model, []).append(peer_detections(cfg, work_dir))
         values = [100 * churn(a, b) for found in by_peer.values() for a, b in combinations(found, 2)]
         record[arm] = values
         if values:
@@ -318,21 +318,19 @@ def codistill_study(args: argparse.Namespace) -> None:
     single = equal_iterations(cfg, peers) if cfg.codistill.get("data", "disjoint") == "disjoint" else \
         peer_student_config(cfg, 0)
     study = Study(args.work_dir)
-    arms: dict[str, list[tuple[Config, str]]] = {"single": [], "independent": [], "codistilled": []}
+    arms: dict[str, list[tuple[str, Config, str]]] = {"single": [], "independent": [], "codistilled": []}
     for seed in args.seeds:
         work_dir = osp.join(args.work_dir, f"single_seed{seed}")
         study.run("single", single, seed)
-        arms["single"].append((Config(single.to_dict(), filename="single"), work_dir))
+        arms["single"].append(("single", single, work_dir))
         for arm, options in (("independent", ["codistill.burn_in=1000000000"]), ("codistilled", [])):
             work_dir = osp.join(args.work_dir, f"{arm}_seed{seed}")
             study.reload()
             if not any(r.get("seed") == seed for r in study.runs.get(arm, [])):
                 for result in train_peers(args.config, work_dir, seed, options, port=29500 + seed):
                     study.add(arm, {**result, "seed": seed})
-            for p in range(peers):
-                peer_cfg = peer_student_config(cfg, p)
-                peer_cfg.filename = f"peer{p}"
-                arms[arm].append((peer_cfg, osp.join(work_dir, f"peer{p}")))
+            arms[arm] += [(f"peer{p}", peer_student_config(cfg, p), osp.join(work_dir, f"peer{p}"))
+                          for p in range(peers)]
     study.reload()
     study.write_table({"independent": "single", "codistilled": "single"}, churn_table(study, arms))
 

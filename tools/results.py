@@ -206,6 +206,9 @@ def paired_gains(runs: dict[str, list[dict[str, float]]], name: str, base: str =
     return [r["mAP"] - base_by_seed[r["seed"]] for r in runs.get(name, []) if r["seed"] in base_by_seed]
 
 
+MIN_GAIN = 0.5  # mAP points: below it the real teacher's gain is no yardstick for the controls
+
+
 def controls_table(runs: dict[str, list[dict[str, float]]], controls: Sequence[str]) -> str:
     """Markdown: per knowledge source its mAP gain over the student (mean ± spread of the per-seed gains) and
     that gain as a share of the real teacher's."""
@@ -215,7 +218,8 @@ def controls_table(runs: dict[str, list[dict[str, float]]], controls: Sequence[s
         gains = paired_gains(runs, name)
         if not gains:
             continue
-        share = f"{statistics.mean(gains) / statistics.mean(real):.0%}" if real and statistics.mean(real) else "-"
+        gain = statistics.mean(real) if real else 0.0
+        share = f"{statistics.mean(gains) / gain:.0%}" if abs(gain) >= MIN_GAIN else "- (no real gain)"
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
         label = "real teacher" if name == "teacher" else name
         lines.append(f"| {label} | {len(gains)} | {statistics.mean(gains):+.1f} ± {spread:.1f} | {share} |")

@@ -45,7 +45,9 @@ def test_config_expands(path):
     for scheduler in cfg.param_scheduler:
         if scheduler.type == "CosineAnnealingLR" and scheduler.get("by_epoch"):  # the decay ends with training
             end = scheduler.get("end", max_epochs)  # mmengine's defaults: the Runner's max_epochs, end - begin
-            assert end == max_epochs and scheduler.get("T_max", end - scheduler.begin) == max_epochs - 1, path.name
+            begin = scheduler.begin  # epoch 1; 2 in the codistill configs, whose epochs are of half the data
+            assert begin in (1, 2) and end == max_epochs, path.name
+            assert scheduler.get("T_max", end - begin) == max_epochs - begin, path.name
 
 
 def test_runner_ends_the_cosine_decay_with_training(toy_root, tmp_path):

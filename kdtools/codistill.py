@@ -60,7 +60,7 @@ def codistill_spec(value: dict) -> dict:
     """``codistill=dict(...)`` with its defaults, every option checked."""
     if not isinstance(value, dict) or "peers" not in value or "distillers" not in value:
         raise ValueError(f"codistill must be dict(peers=P, distillers=[...], ...), got {value!r}")
-    unknown = set(value) - set(CODISTILL_DEFAULTS) - {"peers", "distillers", "peer"}
+    unknown = set(value) - set(CODISTILL_DEFAULTS) - {"peers", "distillers"}
     if unknown:
         raise ValueError(f"Unknown codistill keys {sorted(unknown)}; allowed: "
                          f"{sorted({'peers', 'distillers', *CODISTILL_DEFAULTS})}")
@@ -169,7 +169,7 @@ def peer_config(cfg: Config, peer: int) -> Config:
                                             partition_seed=spec["partition_seed"], shuffle=sampler.get("shuffle", True))
     hook = dict(type="PeerExchangeHook", interval=spec["exchange_interval"], burn_in=spec["burn_in"])
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), hook]
-    cfg.codistill = dict(spec, peer=peer)
+    cfg.codistill = spec
     return cfg
 
 

@@ -158,12 +158,12 @@ class DistillDetector(BaseDetector):
     @property
     def sources(self) -> list[Teacher]:
         """The knowledge sources the distillers read: the teacher (or its control), or the stale peers."""
-        return self.peers or ([self.teacher] if self.teacher is not None else [])
+        teacher = getattr(self, "teacher", None)  # not yet set while nn.Module.__init__ moves the student
+        return getattr(self, "peers", None) or ([teacher] if teacher is not None else [])
 
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> DistillDetector:
-        for source in getattr(self, "peers", None) or [getattr(self, "teacher", None)]:
-            if source is not None:
-                source.apply(fn, *args, **kwargs)
+        for source in self.sources:
+            source.apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def train(self, mode: bool = True) -> DistillDetector:

@@ -64,6 +64,11 @@ class Data(NamedTuple):
         names = (name.lower() for name in DISTILLERS.module_dict)
         return sorted(name for name in names if osp.exists(self.methods.format(method=name)))
 
+    def config_names(self) -> list[str]:
+        """Every name with a config here: the registered distillers' and combinations such as ``iekd_pkd``."""
+        prefix, suffix = self.methods.split("{method}")
+        return sorted(path[len(prefix):-len(suffix)] for path in glob.glob(prefix + "*" + suffix))
+
 
 TOY = Data("configs/toy/retinanet_toy_teacher.py", "configs/toy/retinanet_toy_student.py",
            "configs/toy/{method}_retina_toy.py", "work_dirs/results")
@@ -173,13 +178,12 @@ def distillers_study(args: argparse.Namespace, data: Data, methods: dict[str, st
 
 
 def ablation_names() -> list[str]:
-    return sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(ABLATIONS.methods.format(method="*")))
+    return ABLATIONS.config_names()
 
 
 def heads_names() -> list[str]:
     """Every toy GFL distillation config: the head distillers and their variants (e.g. crosskd_pre_activation)."""
-    prefix, suffix = HEADS.methods.split("{method}")
-    return sorted(path[len(prefix):-len(suffix)] for path in glob.glob(prefix + "*" + suffix))
+    return HEADS.config_names()
 
 
 def hetero_study(args: argparse.Namespace) -> None:
@@ -369,8 +373,9 @@ def main() -> None:
         return hetero_study(args)
     data = {"distillers": TOY, "real": REAL, "heads": HEADS, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
-    known = {"ablations": ablation_names(), "heads": heads_names()}.get(args.study) or data.registered_methods()
-    names = args.methods or known
+    default = {"ablations": ablation_names(), "heads": heads_names()}.get(args.study) or data.registered_methods()
+    known = sorted(set(default) | set(data.config_names()))
+    names = args.methods or default
     unknown = sorted(set(names) - set(known))
     if unknown:
         parser.error(f"no config for {unknown} in this study; those with one: {known}")

@@ -7,10 +7,11 @@ from kdtools.distillers.dfmsd import DFMSD
 from kdtools.distillers.dmkd import DMKD
 from kdtools.distillers.fgd import FGD
 from kdtools.distillers.head import HeadDistiller
+from kdtools.distillers.iekd import IEKD
 from kdtools.distillers.ld import LD
 from kdtools.distillers.mgd import MGD
 from kdtools.distillers.pkd import PKD
 from kdtools.distillers.rnd import RND
 
-__all__ = ["BCKD", "BaseDistiller", "CWD", "CrossKD", "DFMSD", "DMKD", "DistillBatch", "FGD", "HeadDistiller", "LD",
-           "LevelPair", "MGD", "PKD", "RND"]
+__all__ = ["BCKD", "BaseDistiller", "CWD", "CrossKD", "DFMSD", "DMKD", "DistillBatch", "FGD", "HeadDistiller", "IEKD",
+           "LD", "LevelPair", "MGD", "PKD", "RND"]

@@ -17,7 +17,9 @@ Writing one::
 a scalar or a dict of named scalars. The base class applies ``loss_weight`` (a number, or ``'auto'``: see
 :mod:`kdtools.calibration`) and the schedule's ``loss_scale``, and names the results
 ``loss_<name>[_<key>]_<level>``, e.g. ``loss_fgd_fg_p3``. Per-level trainable modules are built in
-``build_modules`` once the channels are known.
+``build_modules`` once the channels are known. Keys listed in ``unweighted`` (a loss that trains only the
+distiller's own modules, e.g. IE-KD's auto-encoder reconstruction) are returned as they are: neither
+``loss_weight``, the schedule nor calibration touch them.
 """
 from __future__ import annotations
 
@@ -121,6 +123,7 @@ class BaseDistiller(BaseModule):
     settable: tuple[str, ...] = ("loss_weight",)
     auto_ratio: float | None = None
     training_only: tuple[str, ...] = ()  # attributes holding per-level modules used in training only
+    unweighted: tuple[str, ...] = ()  # level_loss keys of losses that train the distiller's own modules only
 
     def __init__(
         self,
@@ -249,15 +252,16 @@ class BaseDistiller(BaseModule):
     def forward(self, student: Sequence[Tensor], teacher: Sequence[Tensor], batch: DistillBatch) -> dict[str, Tensor]:
         """Named, weighted losses over all matched levels. Computed in fp32 whatever autocast is active."""
         losses: dict[str, Tensor] = {}
+        own: dict[str, Tensor] = {}
         with torch.autocast(device_type=student[0].device.type, enabled=False):
             for i, (s, t) in enumerate(self.aligned_levels(student, teacher)):
                 out = self.level_loss(s, t, batch, i)
                 for key, value in (out.items() if isinstance(out, dict) else [("", out)]):
-                    losses[self.loss_name(key, self.levels[i].name)] = value
+                    (own if key in self.unweighted else losses)[self.loss_name(key, self.levels[i].name)] = value
         scale = self.loss_weight * self.loss_scale
-        if self.calibration is not None:
+        if self.calibration is not None and losses:
             scale = self.calibrated_weight(losses, batch).float() * scale
-        return {key: value * scale for key, value in losses.items()}
+        return {**{key: value * scale for key, value in losses.items()}, **own}
 
     def log_values(self) -> dict[str, Tensor]:
         """Scalars to log beside the losses (names without 'loss', so not optimised): the calibrated weight."""

@@ -18,7 +18,9 @@ from kdtools.datasets import PeerShardSampler, peer_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 GFL_STUDENT = ROOT / "configs/toy/gfl_toy_student.py"
-DISTILLERS = [dict(type="BCKD"), dict(type="MGD", name="mgd")]  # MGD's generation block: parameters under DDP
+# MGD's generation block and IE-KD's encoders: distiller parameters under DDP; IE-KD in its mutual-learning form
+# (the auto-encoder learns the other peer's features online).
+DISTILLERS = [dict(type="BCKD"), dict(type="MGD", name="mgd"), dict(type="IEKD", phase="joint")]
 
 
 def test_disjoint_shards_share_no_image_and_cover_the_data():
@@ -142,9 +144,11 @@ def test_no_distillation_before_the_burn_in(codistilled):
         steps = {log["iter"]: log for log in logs if "loss" in log}
         assert sorted(steps) == [1, 2, 3, 4, 5, 6]
         # iteration 0: no source is run, no distillation loss
-        assert not any(key.startswith(("loss_bckd", "loss_mgd", "exchange")) for key in steps[1])
+        assert not any(key.startswith(("loss_bckd", "loss_mgd", "loss_iekd", "exchange")) for key in steps[1])
         for step in (2, 3, 4, 5, 6):
             assert steps[step]["loss_bckd_cls"] > 0 and steps[step]["loss_mgd_p3"] > 0
+            assert steps[step]["loss_iekd_rec_p3"] > 0 and 0 < steps[step]["loss_iekd_inh_p3"] < 1
+            assert -1 < steps[step]["loss_iekd_exp_p3"] < 0
         assert "exchange_time" in steps[2]
         log = next((codistilled / "run" / f"peer{peer}").glob("*/*.log")).read_text()
         assert "Iter(val) [4/4]" in log  # each peer validates on its own (the whole val set, 8 images)

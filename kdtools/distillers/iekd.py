@@ -27,11 +27,12 @@ When the auto-encoder learns (``phase``):
 
 - 'autoencoder': only the reconstruction loss, no L (the authors' first stage, 30 epochs on CIFAR);
 - 'distill': E_T frozen (eval mode, no gradient) and L on (the authors' second stage);
-- 'joint' (kdtools' default): both at once, E_T trained online by its reconstruction loss while L uses its
-  current factors. A distiller alone cannot know the schedule, and a peer's features (mutual learning) move,
-  so online is the form that works everywhere; the authors' two-stage form is ``stages`` switching ``phase``
-  at an epoch (configs/bccd/iekd_retina_bccd.py's comments show it). In the 'autoencoder' phase the student
-  encoders, in the 'distill' phase the teacher auto-encoder, get no gradient: under DDP such configs set
+- 'joint' (kdtools' default, a deliberate difference): both at once, E_T trained online by its
+  reconstruction loss while L uses its current factors. It needs no schedule, it follows a peer's moving
+  features (mutual learning), and it trained the BCCD student better than a short first stage
+  (docs/results.md). The authors' two-stage form is ``stages`` switching ``phase`` at an epoch
+  (configs/bccd/ablations/iekd_two_stage.py). In the 'autoencoder' phase the student encoders, in the
+  'distill' phase the teacher auto-encoder, get no gradient: under DDP such configs set
   ``find_unused_parameters=True``.
 
 kdtools' choices: per-level modules (the authors distil one feature map); the student encoders are the

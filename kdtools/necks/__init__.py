@@ -1,0 +1,5 @@
+"""Detector necks registered in mmdet's ``MODELS`` registry."""
+
+from .efficientface import RFE, EfficientFaceNeck, OcclusionAttention
+
+__all__ = ["RFE", "EfficientFaceNeck", "OcclusionAttention"]

@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 import kdtools  # noqa: F401
 from kdtools.datasets import make_toy_coco
-from kdtools.distillers import HeadDistiller
+from kdtools.distillers import BaseDistiller
 from kdtools.registry import DISTILLERS
 
 register_all_modules(init_default_scope=True)
@@ -30,7 +30,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 # Every feature distiller of the toolkit (from the registry), aligned to the toy teacher's FPN by 1x1 convs.
 ALL_DISTILLERS = [
     dict(type=name, name=name.lower(), connector="conv1x1")
-    for name, cls in sorted(DISTILLERS.module_dict.items()) if not issubclass(cls, HeadDistiller)
+    for name, cls in sorted(DISTILLERS.module_dict.items()) if issubclass(cls, BaseDistiller)
 ]
 
 

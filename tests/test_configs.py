@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from kdtools.config import expand_distill_config, set_teacher_checkpoint
-from kdtools.distillers import HeadDistiller
+from kdtools.distillers import HeadDistiller, QueryDistiller
 from kdtools.registry import DISTILLERS, build_distiller
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_every_method_and_pair_has_a_config():
     for method, cls in DISTILLERS.module_dict.items():
         if not cls.__module__.startswith("kdtools."):
             continue  # distillers that tests register
-        pair = "gfl" if issubclass(cls, HeadDistiller) else "retina"
+        pair = "gfl" if issubclass(cls, HeadDistiller) else "dino" if issubclass(cls, QueryDistiller) else "retina"
         assert f"{method.lower()}_{pair}_toy.py" in names
     assert {"ld_gfl_r50.py", "crosskd_gfl_r50.py", "bckd_gfl_r50.py", "crosskd_pkd_gfl_r50.py",
             "cwd_gfl_cls_r50.py", "gfl_toy_teacher.py", "gfl_toy_student.py", "pkd_cwd_rtmdet_tiny.py",

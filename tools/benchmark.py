@@ -113,6 +113,7 @@ from kdtools.config import expand_distill_config, import_custom_modules, read_co
 from kdtools.detectors.distill_detector import DistillDetector
 from kdtools.detectors.teacher import Teacher, load_model_config, resolve_checkpoint
 from kdtools.distillers.head import HeadDistiller
+from kdtools.distillers.query import QueryDistiller
 from kdtools.registry import DISTILLERS, build_distiller
 from kdtools.training import CPUAmpOptimWrapper
 
@@ -187,15 +188,25 @@ def distiller_configs(names: Sequence[str], configured: Sequence[dict], conv1x1:
 
 
 def fitting_distillers(student: dict) -> list[str]:
-    """Every registered distiller that fits ``student``: feature distillers, and head distillers whose
-    ``head_types`` its head is (or derives from)."""
+    """Every registered distiller that fits ``student``: feature distillers, head distillers whose ``head_types``
+    its head is (or derives from), and query distillers when it is a DETR."""
+    from mmdet.models.detectors import DetectionTransformer
     from mmdet.registry import MODELS
 
     DISTILLERS.import_from_location()
     head = (student.get("bbox_head") or {}).get("type")
     kinds = {klass.__name__ for klass in MODELS.get(head).__mro__} if head else set()
-    return sorted(name for name, cls in DISTILLERS.module_dict.items()
-                  if not issubclass(cls, HeadDistiller) or not cls.head_types or kinds & set(cls.head_types))
+    detector = MODELS.get(student.get("type", ""))
+    detr = detector is not None and issubclass(detector, DetectionTransformer)
+
+    def fits(cls: type) -> bool:
+        if issubclass(cls, QueryDistiller):
+            return detr
+        if issubclass(cls, HeadDistiller):
+            return not detr and (not cls.head_types or bool(kinds & set(cls.head_types)))
+        return True
+
+    return sorted(name for name, cls in DISTILLERS.module_dict.items() if fits(cls))
 
 
 def teacher_checkpoint(teacher: dict, model: dict, workdir: str, random: bool) -> str:

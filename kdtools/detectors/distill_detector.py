@@ -6,7 +6,8 @@ distillers declared) -> each distiller, given ``d.inputs(student_records, teache
 -> named losses joined to the student's loss dict. ``predict`` and ``tensor`` modes run the student alone.
 
 What is recorded is what the distillers declare (``student_taps()``/``teacher_taps()``): feature maps for
-feature distillers, dense-head outputs and intermediate head features for head distillers.
+feature distillers, dense-head outputs and intermediate head features for head distillers, a DETR's decoder
+and head calls for query distillers (:mod:`kdtools.detectors.queries`).
 
 The teacher is kept outside the module tree: it is not in ``state_dict()`` (so never in training
 checkpoints), not in ``parameters()`` (so never in the optimizer or DDP), and stays in eval mode whatever
@@ -33,11 +34,12 @@ from kdtools.detectors.taps import Records, TapRecorder, run_to_depth
 from kdtools.detectors.teacher import Teacher, probe, teacher_spec
 from kdtools.distillers.base import BaseDistiller, DistillBatch
 from kdtools.distillers.head import HeadDistiller
+from kdtools.distillers.query import QueryDistiller
 from kdtools.modules.dense_heads import recorded_targets
 from kdtools.registry import build_distiller
 
 STAGE_KEYS = {"epochs", "teacher", "distillers"}
-Distiller = BaseDistiller | HeadDistiller
+Distiller = BaseDistiller | HeadDistiller | QueryDistiller
 
 
 def check_stage(index: int, stage: dict) -> dict:
@@ -128,6 +130,9 @@ class DistillDetector(BaseDetector):
         self.teacher_specs = [] if peers else teacher_specs(teacher, self.stages)
         self.distillers = nn.ModuleList(build_distiller(cfg) for cfg in check_distillers(distillers))
         self._check_unique_names()
+        for d in self.distillers:
+            if isinstance(d, QueryDistiller):
+                d.check_detector(self.student, "student")
         self.register_buffer("stage", torch.tensor(0))
         self.inherit_teacher = inherit_teacher
         self.teacher_half = teacher_half
@@ -240,6 +245,9 @@ class DistillDetector(BaseDetector):
         for d in self.distillers:
             if isinstance(d, HeadDistiller):
                 d.check_heads(self.student_probe, teacher)
+                continue
+            if isinstance(d, QueryDistiller):
+                d.check_pair(self.student_probe, teacher)
                 continue
             levels = match_levels(d, map_shapes(self.student_probe, d.student_tap, d),
                                   map_shapes(teacher, d.teacher_tap, d), self.probe_size)

@@ -2,8 +2,10 @@
 
 A tap is a module path, e.g. ``'neck'`` or ``'bbox_head.gfl_cls'``; ``'<path>:in'`` records (a copy of)
 the module's first input instead of its output (``'bbox_head.cls_convs.2.activate:in'`` is a head conv's
-feature before its activation). Every call is kept in call order: a head layer shared across levels runs once per level
-and gives one record per level; a neck returning a tuple gives one record per entry.
+feature before its activation); ``'<path>:call'`` records the whole call, a :class:`Call` of its positional
+and keyword arguments and its output (a DETR's decoder inputs, its head's hidden states and references).
+Every call is kept in call order: a head layer shared across levels runs once per level and gives one record
+per level; a neck returning a tuple gives one record per entry.
 
 Records are tensors of any rank: N x C x H x W maps for the feature distillers, N x L x C tokens (a
 transformer's memory or queries) and dense-head outputs (a tuple of per-level lists) for the others.
@@ -20,6 +22,16 @@ from typing import Any
 from torch import Tensor, nn
 
 INPUT_SUFFIX = ":in"
+CALL_SUFFIX = ":call"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One recorded call of a module: its positional and keyword arguments and its output."""
+
+    args: tuple
+    kwargs: dict
+    output: Any
 
 
 def find_module(model: nn.Module, path: str, owner: str, origin: str = "") -> nn.Module:
@@ -33,8 +45,8 @@ def find_module(model: nn.Module, path: str, owner: str, origin: str = "") -> nn
 
 
 def module_path(tap: str) -> str:
-    """The module path of a tap (``'<path>:in'`` names the same module as ``'<path>'``)."""
-    return tap.removesuffix(INPUT_SUFFIX)
+    """The module path of a tap (``'<path>:in'`` and ``'<path>:call'`` name the same module as ``'<path>'``)."""
+    return tap.removesuffix(INPUT_SUFFIX).removesuffix(CALL_SUFFIX)
 
 
 def as_levels(output: Tensor | Sequence[Tensor], tap: str = "") -> list[Tensor]:
@@ -50,11 +62,16 @@ def as_levels(output: Tensor | Sequence[Tensor], tap: str = "") -> list[Tensor]:
 
 
 def map_tensors(fn: Callable[[Tensor], Tensor], value: Any) -> Any:
-    """``value`` with ``fn`` applied to every tensor in it (nested tuples and lists kept)."""
+    """``value`` with ``fn`` applied to every tensor in it (nested tuples, lists, dicts and calls kept; modules
+    passed as arguments are left alone)."""
     if isinstance(value, Tensor):
         return fn(value)
     if isinstance(value, (tuple, list)):
         return type(value)(map_tensors(fn, v) for v in value)
+    if isinstance(value, dict):
+        return {key: map_tensors(fn, v) for key, v in value.items()}
+    if isinstance(value, Call):
+        return Call(map_tensors(fn, value.args), map_tensors(fn, value.kwargs), map_tensors(fn, value.output))
     return value
 
 
@@ -104,6 +121,10 @@ class Records:
         """The recorded levels of ``taps``: every call of each tap in order, tuples unpacked."""
         return [level for tap in taps for call in self._calls(tap) for level in as_levels(call, tap)]
 
+    def call(self, tap: str) -> Call:
+        """The last recorded call of a ``'<path>:call'`` tap."""
+        return self._calls(tap)[-1]
+
     def head(self, tap: str) -> HeadOutputs:
         """The outputs of the dense head at ``tap`` (its last call)."""
         return HeadOutputs.from_output(self._calls(tap)[-1], self.modules[tap], tap)
@@ -132,6 +153,8 @@ class TapRecorder:
         for tap, module in self.modules.items():
             if tap.endswith(INPUT_SUFFIX):
                 module.register_forward_pre_hook(partial(self._record_input, tap))
+            elif tap.endswith(CALL_SUFFIX):
+                module.register_forward_hook(partial(self._record_call, tap), with_kwargs=True)
             else:
                 module.register_forward_hook(partial(self._record_output, tap))
 
@@ -142,6 +165,10 @@ class TapRecorder:
     def _record_output(self, tap: str, module: nn.Module, args: tuple, output: Any) -> None:
         if self._active:
             self._calls[tap].append(output)
+
+    def _record_call(self, tap: str, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if self._active:
+            self._calls[tap].append(Call(tuple(args), dict(kwargs), output))
 
     @contextmanager
     def recording(self) -> Iterator[Records]:
@@ -157,10 +184,10 @@ class TapRecorder:
 def run_to_depth(model: nn.Module, inputs: Tensor, data_samples: list, taps: Sequence[str]) -> None:
     """Run ``model`` only as far as ``taps`` need: backbone, backbone + neck, or the whole network.
 
-    A single-stage detector's head is called as a module (its ``_forward`` calls ``bbox_head.forward``, which
-    hooks do not see), so that a tap on the head itself records its outputs.
+    A single-stage detector's or a DETR's head is called as a module (their ``_forward`` calls
+    ``bbox_head.forward``, which hooks do not see), so that a tap on the head itself records its call.
     """
-    from mmdet.models.detectors import SingleStageDetector
+    from mmdet.models.detectors import DetectionTransformer, SingleStageDetector
 
     tops = {module_path(tap).split(".")[0] for tap in taps}
     if tops <= {"backbone"}:
@@ -169,5 +196,7 @@ def run_to_depth(model: nn.Module, inputs: Tensor, data_samples: list, taps: Seq
         model.extract_feat(inputs)
     elif isinstance(model, SingleStageDetector):
         model.bbox_head(model.extract_feat(inputs))
+    elif isinstance(model, DetectionTransformer):
+        model.bbox_head(**model.forward_transformer(model.extract_feat(inputs), data_samples))
     else:
         model._forward(inputs, data_samples)

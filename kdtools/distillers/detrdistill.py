@@ -1,0 +1,172 @@
+"""DETRDistill: Hungarian-matched logits distillation and target-aware feature distillation for DETRs.
+
+Chang et al., "DETRDistill: A Universal Knowledge Distillation Framework for DETR-families", ICCV 2023.
+Follows the authors' code (BIVLab-USTC/DETRDistill: distill_deformable_detr_head.py, distiller.py and the
+config deformdetr_r101_2x_distill_r50_LayerbyLayer_CL_teachergroup.py), on the matching queries of each
+decoder layer l of the student and layer m(l) of the teacher (``layer_map``; the same index by default).
+
+Logits distillation. Every teacher query of layer m(l) is a soft target: p = sigmoid(teacher logits), box
+b^T. Per image, student and teacher queries are matched by the Hungarian algorithm on::
+
+    C_ij = sum_k [ -p_jk log s_ik - (1 - p_jk) log(1 - s_ik) ]       (soft BCE summed over the K classes)
+           + 5 |b^S_i - b^T_j|_1  (normalised cx, cy, w, h)  - 2 GIoU(b^S_i, b^T_j)  (pixel x1, y1, x2, y2)
+
+with s = sigmoid(student logits). With M matched pairs in the batch::
+
+    L_cls = sum over queries and classes of BCE(s_i, target_i) / M     target_i = p_j(i), or 0 if unmatched
+    L_l1  = 5 * sum over matched pairs of |b^S_i - b^T_j|_1 / M
+    L_iou = 2 * sum over matched pairs of (1 - GIoU) / M
+
+one set per student layer (``loss_detrdistill_{cls,l1,iou}_d<l>``), summed, not averaged, over layers.
+With equal query counts every student query is matched (the authors' setting); kdtools gives a student
+query left unmatched (more student than teacher queries) the all-zero target.
+
+Target-aware feature distillation. Per teacher layer m(l) and image, the top k = 100 (query, class) pairs
+by teacher score p; each weighs w_n = p_n * max IoU of its box with the image's GT boxes (p_n alone
+without GT). With q_n the teacher's decoder embedding of that query (layer m(l)) and F^T, F^S the neck
+levels::
+
+    A(h, w) = max(sum_n w_n cos(q_n, F^T(h, w)), 0.01),   A <- A / max_hw A   (per image and level)
+    L_feat  = sum over levels of mean((A F^T - A F^S)^2)                  (``loss_detrdistill_feat_d<l>``)
+
+Loss weights: 1 (soft BCE), 5 (L1), 2 (GIoU), 1 (features). The denoising queries never enter.
+
+Not included: the released code also adds a contrastive loss on matched query embeddings (a MoCo-style
+projection head, weight 0.2) that the paper does not describe, and its query-prior assignment (a second
+student decoder pass on the teacher's queries) trains that pass with the student's own GT matching; both are
+left out of this distiller.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from kdtools.detectors.queries import QueryOutputs
+from kdtools.distillers.base import DistillBatch
+from kdtools.distillers.query import QueryDistiller
+from kdtools.registry import DISTILLERS
+
+
+def image_scale(batch: DistillBatch, device: torch.device) -> Tensor:
+    """N x 4 (w, h, w, h) of each image: normalised boxes times it are pixel boxes."""
+    return torch.tensor([(w, h, w, h) for h, w in batch.img_shapes], dtype=torch.float32, device=device)
+
+
+def soft_bce_cost(student_logits: Tensor, teacher_probs: Tensor) -> Tensor:
+    """Q_s x Q_t: the soft BCE of every student query against every teacher query, summed over classes."""
+    pos = F.binary_cross_entropy_with_logits(student_logits, torch.ones_like(student_logits), reduction="none")
+    neg = F.binary_cross_entropy_with_logits(student_logits, torch.zeros_like(student_logits), reduction="none")
+    return pos @ teacher_probs.T + neg @ (1 - teacher_probs).T
+
+
+def match_cost(student_logits: Tensor, student_boxes: Tensor, teacher_probs: Tensor, teacher_boxes: Tensor,
+               scale: Tensor, weights: tuple[float, float, float]) -> Tensor:
+    """The Q_s x Q_t matching cost of one image (the module docstring's C)."""
+    w_cls, w_l1, w_iou = weights
+    l1 = torch.cdist(student_boxes, teacher_boxes, p=1)
+    giou = bbox_overlaps(bbox_cxcywh_to_xyxy(student_boxes) * scale, bbox_cxcywh_to_xyxy(teacher_boxes) * scale,
+                         mode="giou")
+    return w_cls * soft_bce_cost(student_logits, teacher_probs) + w_l1 * l1 - w_iou * giou
+
+
+def hungarian(cost: Tensor) -> tuple[Tensor, Tensor]:
+    """(student indices, teacher indices) of the minimum-cost assignment (scipy's linear_sum_assignment)."""
+    rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
+    device = cost.device
+    return (torch.as_tensor(rows, dtype=torch.long, device=device),
+            torch.as_tensor(cols, dtype=torch.long, device=device))
+
+
+@DISTILLERS.register_module()
+class DETRDistill(QueryDistiller):
+    """Hungarian-matched soft-label distillation on every decoder layer, plus target-aware feature distillation.
+
+    Args:
+        cls_weight: weight of the soft BCE (and its matching cost).
+        l1_weight: weight of the box L1 (and its matching cost).
+        iou_weight: weight of the GIoU loss (and its matching cost).
+        feature_weight: weight of the target-aware feature loss; 0 leaves the neck out.
+        topk: (query, class) pairs of the teacher that shape the feature mask.
+        neck: module path of both detectors' neck (the feature levels).
+        **kwargs: :class:`QueryDistiller` arguments.
+    """
+
+    settable = (*QueryDistiller.settable, "feature_weight")
+
+    def __init__(self, cls_weight: float = 1.0, l1_weight: float = 5.0, iou_weight: float = 2.0,
+                 feature_weight: float = 1.0, topk: int = 100, neck: str = "neck", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.weights = (float(cls_weight), float(l1_weight), float(iou_weight))
+        self.feature_weight = float(feature_weight)
+        self.topk = int(topk)
+        self.feature_tap = neck if feature_weight else None
+
+    def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
+        scale = image_scale(batch, student.boxes.device)
+        losses = {}
+        for layer, t_layer in enumerate(self.layer_map):
+            for key, value in self.logits_loss(student, teacher, layer, t_layer, scale).items():
+                losses[f"{key}_d{layer}"] = value
+            if self.feature_tap and self.feature_weight:
+                losses[f"feat_d{layer}"] = self.feature_weight * self.feature_loss(student, teacher, t_layer, batch,
+                                                                                   scale)
+        return losses
+
+    def logits_loss(self, student: QueryOutputs, teacher: QueryOutputs, layer: int, t_layer: int,
+                    scale: Tensor) -> dict[str, Tensor]:
+        """L_cls, L_l1, L_iou of one student layer against its teacher layer."""
+        s_logits, s_boxes = student.cls_scores[layer], student.boxes[layer]
+        t_probs, t_boxes = teacher.cls_scores[t_layer].sigmoid(), teacher.boxes[t_layer]
+        targets = torch.zeros_like(s_logits)
+        matched_s, matched_t, images = [], [], []
+        for i in range(s_logits.shape[0]):  # one assignment problem per image
+            cost = match_cost(s_logits[i], s_boxes[i], t_probs[i], t_boxes[i], scale[i], self.weights)
+            rows, cols = hungarian(cost)
+            targets[i, rows] = t_probs[i, cols]
+            matched_s.append(rows)
+            matched_t.append(cols)
+            images.append(torch.full_like(rows, i))
+        rows, cols, image = torch.cat(matched_s), torch.cat(matched_t), torch.cat(images)
+        count = max(len(rows), 1)
+        w_cls, w_l1, w_iou = self.weights
+        bce = F.binary_cross_entropy_with_logits(s_logits, targets, reduction="sum") / count
+        s_matched, t_matched = s_boxes[image, rows], t_boxes[image, cols]
+        l1 = (s_matched - t_matched).abs().sum() / count
+        pixel = scale[image]
+        giou = bbox_overlaps(bbox_cxcywh_to_xyxy(s_matched) * pixel, bbox_cxcywh_to_xyxy(t_matched) * pixel,
+                             mode="giou", is_aligned=True)
+        return {"cls": w_cls * bce, "l1": w_l1 * l1, "iou": w_iou * (1 - giou).sum() / count}
+
+    def query_weights(self, teacher: QueryOutputs, t_layer: int, batch: DistillBatch,
+                      scale: Tensor) -> tuple[Tensor, Tensor]:
+        """(N x k teacher embeddings of the top-k (query, class) pairs, N x k weights score x max IoU with GT)."""
+        probs = teacher.cls_scores[t_layer].sigmoid()
+        n, q, k = probs.shape
+        scores, index = probs.flatten(1).topk(min(self.topk, q * k), dim=1)
+        query = index // k
+        boxes = bbox_cxcywh_to_xyxy(teacher.boxes[t_layer].gather(1, query[..., None].expand(-1, -1, 4)))
+        weights = []
+        for i in range(n):  # each image has its own GT boxes
+            gt = batch.gt_bboxes[i].to(boxes)
+            overlap = bbox_overlaps(boxes[i] * scale[i], gt).max(dim=1).values if len(gt) else 1.0
+            weights.append(scores[i] * overlap)
+        embeddings = teacher.hidden_states[t_layer].gather(
+            1, query[..., None].expand(-1, -1, teacher.hidden_states.shape[-1]))
+        return embeddings, torch.stack(weights)
+
+    def feature_loss(self, student: QueryOutputs, teacher: QueryOutputs, t_layer: int, batch: DistillBatch,
+                     scale: Tensor) -> Tensor:
+        """L_feat of one teacher layer over every neck level."""
+        embeddings, weights = self.query_weights(teacher, t_layer, batch, scale)
+        queries = F.normalize(embeddings, dim=-1)
+        loss = 0.0
+        for s, t in zip(student.features, teacher.features):
+            s, t = s.float(), t.float()
+            similarity = torch.einsum("nqc,nchw->nqhw", queries, F.normalize(t, dim=1))
+            mask = torch.einsum("nqhw,nq->nhw", similarity, weights).clamp(min=1e-2)
+            mask = (mask / mask.flatten(1).max(dim=1).values[:, None, None])[:, None]
+            loss = loss + F.mse_loss(mask * t, mask * s)
+        return loss

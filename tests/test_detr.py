@@ -203,6 +203,8 @@ def test_unequal_decoder_layers_need_a_layer_map(toy_root, dino_teacher):
     with pytest.raises(ValueError, match="layer_map=\\[0, 3\\] must give one teacher layer"):
         built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[0, 3])])
     assert DETRDistill(layer_map=[0, 2]).checked_layer_map(2, 3) == [0, 2]
+    with pytest.raises(ValueError, match=r"teacher levels \[1, 2, 3, 4\] .*Give teacher_levels"):
+        built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2], teacher_levels=[1, 2, 3, 4])])
 
 
 def test_train_py_trains_the_toy_dino_pair(toy_root, dino_teacher, tmp_path):

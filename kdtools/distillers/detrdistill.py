@@ -91,18 +91,38 @@ class DETRDistill(QueryDistiller):
         feature_weight: weight of the target-aware feature loss; 0 leaves the neck out.
         topk: (query, class) pairs of the teacher that shape the feature mask.
         neck: module path of both detectors' neck (the feature levels).
+        teacher_levels: the teacher neck level of each student level (e.g. [1, 2, 3, 4] for a 5-scale teacher
+            of a 4-scale student); default the same index. Checked at build time: paired levels have equal
+            shapes.
         **kwargs: :class:`QueryDistiller` arguments.
     """
 
     settable = (*QueryDistiller.settable, "feature_weight")
 
     def __init__(self, cls_weight: float = 1.0, l1_weight: float = 5.0, iou_weight: float = 2.0,
-                 feature_weight: float = 1.0, topk: int = 100, neck: str = "neck", **kwargs) -> None:
+                 feature_weight: float = 1.0, topk: int = 100, neck: str = "neck",
+                 teacher_levels: list[int] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.teacher_levels = list(teacher_levels) if teacher_levels is not None else None
         self.weights = (float(cls_weight), float(l1_weight), float(iou_weight))
         self.feature_weight = float(feature_weight)
         self.topk = int(topk)
         self.feature_tap = neck if feature_weight else None
+
+    def check_pair(self, student, teacher) -> None:
+        """Also: each student neck level has a teacher level of the same shape (``teacher_levels``)."""
+        super().check_pair(student, teacher)
+        if not self.feature_tap:
+            return
+        s_levels, t_levels = student.levels([self.feature_tap]), teacher.levels([self.feature_tap])
+        self.teacher_levels = self.teacher_levels or list(range(len(s_levels)))
+        pairs = [(tuple(s.shape[1:]), tuple(t_levels[j].shape[1:]) if j < len(t_levels) else None)
+                 for s, j in zip(s_levels, self.teacher_levels)]
+        if len(self.teacher_levels) != len(s_levels) or any(s != t for s, t in pairs):
+            raise ValueError(
+                f"DETRDistill {self.name!r}: student neck levels (C x H x W) {[s for s, _ in pairs]} against teacher "
+                f"levels {self.teacher_levels} {[t for _, t in pairs]} of {[tuple(t.shape[1:]) for t in t_levels]}. "
+                "Give teacher_levels=[...], the teacher level of each student level, of equal stride and channels.")
 
     def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
         scale = image_scale(batch, student.boxes.device)
@@ -163,7 +183,8 @@ class DETRDistill(QueryDistiller):
         embeddings, weights = self.query_weights(teacher, t_layer, batch, scale)
         queries = F.normalize(embeddings, dim=-1)
         loss = 0.0
-        for s, t in zip(student.features, teacher.features):
+        for s, j in zip(student.features, self.teacher_levels):
+            t = teacher.features[j]
             s, t = s.float(), t.float()
             similarity = torch.einsum("nqc,nchw->nqhw", queries, F.normalize(t, dim=1))
             mask = torch.einsum("nqhw,nq->nhw", similarity, weights).clamp(min=1e-2)

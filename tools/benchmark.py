@@ -225,7 +225,7 @@ def save_random_teacher(model: dict, path: str) -> str:
     """Save a randomly initialised teacher (the config's architecture) in mmengine's checkpoint layout."""
     from mmdet.registry import MODELS
 
-    model = {key: value for key, value in model.items() if key != "init_cfg"}
+    model = {key: copy.deepcopy(value) for key, value in model.items() if key != "init_cfg"}
     torch.save({"state_dict": MODELS.build(model).state_dict(), "meta": {}}, path)
     return path
 
@@ -430,10 +430,11 @@ def training_only_pass(model: DistillDetector, inputs: Tensor, samples: list[Det
                        spec: BenchSpec) -> tuple[Callable[[], None] | None, float | None]:
     """What the (single) distiller runs beyond the models' passes, to time alone, and its GFLOPs if counted:
     a feature distiller's generation blocks on random features of its matched teacher levels' shapes, or a
-    head distiller's own pass (CrossKD's crossing) on this batch's records; (None, None) when neither."""
+    head or query distiller's own pass (CrossKD's crossing, KD-DETR's extra decoder passes) on this batch's
+    records; (None, None) when neither."""
     distiller = model.distillers[0]
     blocks = distiller.training_only_blocks()
-    is_head = isinstance(distiller, HeadDistiller)
+    is_head = isinstance(distiller, (HeadDistiller, QueryDistiller))
     if not (blocks or is_head):
         return None, None
     with torch.no_grad():

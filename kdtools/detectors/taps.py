@@ -197,6 +197,7 @@ def run_to_depth(model: nn.Module, inputs: Tensor, data_samples: list, taps: Seq
     elif isinstance(model, SingleStageDetector):
         model.bbox_head(model.extract_feat(inputs))
     elif isinstance(model, DetectionTransformer):
-        model.bbox_head(**model.forward_transformer(model.extract_feat(inputs), data_samples))
+        head_inputs = model.forward_transformer(model.extract_feat(inputs), data_samples)  # + the losses' in training
+        model.bbox_head(head_inputs["hidden_states"], head_inputs["references"])
     else:
         model._forward(inputs, data_samples)

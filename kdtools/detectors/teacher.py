@@ -9,6 +9,7 @@ handed in as ``model``.
 """
 from __future__ import annotations
 
+import copy
 import os.path as osp
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -123,10 +124,11 @@ def frozen(model: nn.Module) -> nn.Module:
 
 
 def build_model(config: str | dict, cfg_options: dict | None = None) -> nn.Module:
-    """An mmdet detector from a config file or an inline model config, without its ``init_cfg`` (no download)."""
+    """An mmdet detector from a config file or an inline model config, without its ``init_cfg`` (no download).
+    The config is copied first: some detectors (the DETRs) write into theirs while they build."""
     from mmdet.registry import MODELS
 
-    model_cfg = load_model_config(config, cfg_options)
+    model_cfg = copy.deepcopy(load_model_config(config, cfg_options))
     model_cfg.pop("init_cfg", None)
     return MODELS.build(model_cfg)
 

@@ -26,6 +26,8 @@ b^S of each student decoder layer l, and per point the teacher's confidence w = 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
@@ -122,6 +124,24 @@ class KDDETR(QueryDistiller):
         with torch.no_grad():
             logits, boxes, _ = decode(teacher, zero_content(points, teacher), points)
         return logits[-1], boxes[-1]
+
+    def training_only_pass(self, student, teacher):
+        """The extra decoder passes alone: the teacher's on the general points, the student's on both groups,
+        forward and backward to the student's encoder memory."""
+        s, t = self.inputs(student, teacher)
+        memory = s.decoder_inputs["value"].detach().requires_grad_()
+        s = replace(s, decoder_inputs={**s.decoder_inputs, "value": memory})
+
+        def passes() -> None:
+            total = memory.new_zeros(())
+            for group, points in self.points(t).items():
+                self.group_targets(group, points, t)
+                logits, boxes, _ = decode(s, zero_content(points, s), points)
+                total = total + logits.sum() + boxes.sum()
+            total.backward()
+            memory.grad = None
+
+        return passes
 
     def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
         losses = {}

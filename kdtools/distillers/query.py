@@ -20,7 +20,7 @@ Writing one::
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -95,6 +95,11 @@ class QueryDistiller(BaseModule):
 
     def training_only_blocks(self) -> list[list[nn.Module]]:
         return []
+
+    def training_only_pass(self, student: Records, teacher: Records) -> Callable[[], None] | None:
+        """What this distiller runs beyond the two models' passes (e.g. extra decoder passes), forward and
+        backward, to be timed alone by tools/benchmark.py on these records; None when nothing (the default)."""
+        return None
 
     def log_values(self) -> dict[str, Tensor]:
         return {}

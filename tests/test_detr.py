@@ -197,6 +197,13 @@ def test_a_query_distiller_on_a_dense_detector_names_it(make_config):
         MODELS.build(expand_distill_config(make_config([dict(type="KDDETR")])).model)
 
 
+def test_the_shuffled_control_refuses_query_records(toy_root, dino_teacher):
+    cfg = dino_config(toy_root, dino_teacher, [dict(type="KDDETR")])
+    cfg.teacher_control = "shuffled"
+    with pytest.raises(ValueError, match="not batch-first. Use 'random' with query distillers"):
+        MODELS.build(expand_distill_config(cfg).model)
+
+
 def test_unequal_decoder_layers_need_a_layer_map(toy_root, dino_teacher):
     with pytest.raises(ValueError, match=r"2 decoder layers, the teacher 3. Give layer_map=\[...\].*\[1, 2\]"):
         built(toy_root, dino_teacher, [dict(type="DETRDistill")])

@@ -38,7 +38,7 @@ from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
-from kdtools.detectors.taps import Records, map_tensors
+from kdtools.detectors.taps import CALL_SUFFIX, Records, map_tensors
 from kdtools.detectors.teacher import Teacher, build_model
 from kdtools.distillers.base import DistillBatch
 from kdtools.modules.dense_heads import DenseTargets, assigned_targets, flatten_levels, unflatten_levels
@@ -104,6 +104,10 @@ class ShuffledTeacher(Teacher):
 
     def __init__(self, spec: dict, taps: Sequence[str], student_preprocessor: dict, half: bool = False,
                  device: torch.device | str = "cpu", seed: int = 0) -> None:
+        calls = [tap for tap in taps if tap.endswith(CALL_SUFFIX)]
+        if calls:
+            raise ValueError(f"teacher_control='shuffled' permutes batch-first records; the calls recorded for {calls} "
+                             "(a query distiller's) are not batch-first. Use 'random' with query distillers.")
         super().__init__(spec, taps, student_preprocessor, half, device)
         self.generator = torch.Generator().manual_seed(seed)
         self.last_permutation: Tensor | None = None

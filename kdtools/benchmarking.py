@@ -4,7 +4,8 @@ A ``BenchSpec`` describes one run (picklable for the phases' spawned processes);
 and ``ForwardTimer`` measure a step; ``GenerationBlocks`` runs a distiller's training-only blocks alone;
 ``summarise`` turns each distiller's ``Window`` of interleaved iterations into a ``DistillerRow`` of
 medians and ratios against the bars, and ``format_report`` prints them. The method is described in
-``tools/benchmark.py`` and ``docs/benchmark.md``.
+``tools/benchmark.py`` and ``docs/benchmark.md``. ``detector_complexity`` counts a detector's parameters and
+FLOPs (the EfficientFace tests and ``tools/results.py --study efficientface``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -203,6 +205,52 @@ class ForwardTimer:
 
 
 # --------------------------------------------------------------------------------------- generation blocks
+class _DenseDetector(nn.Module):
+    """A detector's backbone, neck and head as one module: the dense forward the complexity counter traces."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.detector.bbox_head(self.detector.neck(self.detector.backbone(x)))
+
+
+def detector_complexity(config_or_model: str | Path | Any | nn.Module,
+                        input_shape: tuple[int, int] = (192, 256)) -> tuple[int, float]:
+    """The parameters and FLOPs of a one-stage mmdet detector (backbone + neck + ``bbox_head``) on one image.
+
+    ``config_or_model``: a config file, an mmengine ``Config`` (a distillation config gives its student), or a
+    built detector. ``input_shape`` is (height, width) of the one 3-channel input image; the default is BCCD's
+    256x192 input. Parameters: every parameter of the detector (all of them are in backbone, neck and head).
+    FLOPs: ``mmengine.analysis.get_model_complexity_info`` on the dense forward of backbone, neck and head in
+    eval mode, one multiply-add counted as one FLOP; it counts convolutions, linear layers and matrix products,
+    norms, upsampling and adaptive average pooling, and leaves out other element-wise operations (activations,
+    additions, the attention products, weighted fusion sums), max pooling, and everything after the head:
+    anchors, box decoding and NMS.
+    """
+    if not isinstance(config_or_model, nn.Module):
+        from mmdet.registry import MODELS
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+
+        from kdtools.config import read_config, student_config
+
+        cfg = config_or_model if isinstance(config_or_model, Config) else read_config(str(config_or_model))
+        if "distill" in cfg or cfg.model.get("type") == "DistillDetector":
+            cfg = student_config(cfg)
+        init_default_scope(cfg.get("default_scope", "mmdet"))
+        config_or_model = MODELS.build(cfg.model)
+    from mmengine.analysis import get_model_complexity_info
+
+    model = config_or_model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    image = torch.randn(1, 3, *input_shape, device=next(model.parameters()).device)
+    with torch.no_grad():
+        info = get_model_complexity_info(_DenseDetector(model), inputs=(image,), show_table=False, show_arch=False)
+    return params, float(info["flops"])
+
+
 def generation_flops(blocks: list[list[nn.Module]], shapes: Sequence[torch.Size]) -> float:
     """Forward + backward FLOPs of the blocks' convolutions: 3 x 2 x k_h x k_w x C_in x C_out x H x W x N each
     (stride-1, size-preserving convs, as in the generation blocks)."""

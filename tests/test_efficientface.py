@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from conftest import save_random_checkpoint
 from mmdet.registry import MODELS
-from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from kdtools.benchmarking import detector_complexity
 from kdtools.config import expand_distill_config
 from kdtools.necks import RFE, EfficientFaceNeck, OcclusionAttention
 from kdtools.necks.efficientface import FusionNode
@@ -206,37 +206,21 @@ def test_neck_bad_arguments_name_the_fix():
 # ---------------------------------------------------------------------------------------------------- configs
 
 
-class Dense(torch.nn.Module):
-    """A detector's backbone, neck and head as one module (what the complexity counter traces)."""
-
-    def __init__(self, detector: torch.nn.Module) -> None:
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, x: torch.Tensor):
-        return self.detector.bbox_head(self.detector.neck(self.detector.backbone(x)))
-
-
-def complexity(config: Path) -> tuple[int, float]:
-    model = MODELS.build(Config.fromfile(str(config)).model).eval()
-
-    info = get_model_complexity_info(Dense(model), inputs=(torch.randn(1, 3, 192, 256),), show_table=False,
-                                     show_arch=False)
-    return num_params(model), info["flops"]
-
-
 def test_bccd_student_is_no_heavier_than_the_retinanet_student():
-    params, flops = complexity(BCCD / "efficientface_bccd.py")
-    retina_params, retina_flops = complexity(BCCD / "retinanet_bccd_student.py")
+    params, flops = detector_complexity(BCCD / "efficientface_bccd.py")
+    retina_params, retina_flops = detector_complexity(BCCD / "retinanet_bccd_student.py")
     assert params <= retina_params and flops <= retina_flops
+    model = MODELS.build(Config.fromfile(str(BCCD / "efficientface_bccd.py")).model)
+    assert detector_complexity(model) == (num_params(model), flops)  # a built model: the same count
+    assert detector_complexity(BCCD / "dfmsd_retina_efficientface_bccd.py") == (params, flops)  # its student
 
 
 def test_ablations_turn_off_one_module_each():
     base = Config.fromfile(str(BCCD / "efficientface_bccd.py")).model.neck
-    changed = {"efficientface_fpn.py": {"fusion": "fpn"}, "efficientface_no_rfe.py": {"rfe": False},
-               "efficientface_no_attention.py": {"attention": False}}
+    changed = {"fpn.py": {"fusion": "fpn"}, "no_rfe.py": {"rfe": False}, "no_attention.py": {"attention": False}}
+    assert sorted(p.name for p in (BCCD / "efficientface_ablations").glob("*.py")) == sorted(changed)
     for name, change in changed.items():
-        ablated = Config.fromfile(str(BCCD / "ablations" / name)).model.neck
+        ablated = Config.fromfile(str(BCCD / "efficientface_ablations" / name)).model.neck
         assert {k: v for k, v in ablated.items() if base.get(k) != v} == change, name
 
 

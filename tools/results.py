@@ -1,5 +1,5 @@
 """The accuracy studies: every distiller on the toy data and on real photos, head distillers, heterogeneous pairs,
-ablations.
+ablations, the EfficientFace student.
 
     python tools/results.py [--study distillers|real|heads] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd]
                             [--work-dir DIR] [--teacher TRAINED_TEACHER]
@@ -7,6 +7,8 @@ ablations.
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
     python tools/results.py --study controls --config CONFIG [--controls random shuffled ...] [--teacher TRAINED]
     python tools/results.py --study codistill --config CODISTILL_CONFIG [--seeds 0 1 2]
+    python tools/results.py --study efficientface [--seeds 0 1 2] [--teacher work_dirs/retinanet_bccd_teacher]
+                            [--work-dir work_dirs/efficientface]
 
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
@@ -23,7 +25,13 @@ is ``work_dirs/controls/<config name>``. ``--study codistill`` trains, per seed,
 data for as many iterations per process as a peer (``single``), the peers of a codistill config on their shards
 without distillation (``independent``: burn-in past the end) and codistilled, one process per peer, and adds the
 churn between retrains (:mod:`kdtools.churn`; every pair of seeds, per peer; churn.json); the default work dir is
-``work_dirs/codistill/<config name>``. Each prints a markdown table of COCO mAP
+``work_dirs/codistill/<config name>``. ``--study efficientface`` (BCCD) evaluates the trained RetinaNet teacher
+(``--teacher``, trained there if it has no checkpoint), then trains per seed the RetinaNet student
+(``retinanet_student``), the EfficientFace student (``efficientface``) and EfficientFace distilled from the teacher
+with DFMSD (``dfmsd_efficientface``), and on seed 0 each ``configs/bccd/efficientface_ablations/<name>.py``
+(``efficientface_<name>``, one neck module off); gains are of EfficientFace over the RetinaNet student and of
+DFMSD and the ablations over EfficientFace, also seed by seed, and a second table gives each model's parameters
+and GFLOPs at 256x192 (:func:`kdtools.benchmarking.detector_complexity`). Each prints a markdown table of COCO mAP
 (mean and standard deviation over seeds, 0-100, gain over the run's baseline) and writes it with every run's
 numbers to the work dir (results.md, results.json). Finished runs are recorded and skipped when run again.
 """
@@ -41,6 +49,7 @@ from typing import NamedTuple
 from mmengine.config import Config
 
 from kdtools import DISTILLERS
+from kdtools.benchmarking import detector_complexity
 from kdtools.codistill import peer_student_config
 from kdtools.config import read_config, student_config
 from kdtools.detectors.controls import CONTROLS, HEAD_CONTROLS
@@ -89,6 +98,18 @@ HETERO_PAIRS = {
     "hetero_slim_retina_toy": "retinanet_toy_slim_student",
     "hetero_mobilenet_retina_toy": "mobilenet_toy_student",
 }
+
+# efficientface study: the RetinaNet student, the EfficientFace student alone and distilled with DFMSD, per seed;
+# each EfficientFace ablation (one neck module off) on ABLATION_SEED only.
+EFFICIENTFACE = {
+    "retinanet_student": REAL.baseline,
+    "efficientface": "configs/bccd/efficientface_bccd.py",
+    "dfmsd_efficientface": "configs/bccd/dfmsd_retina_efficientface_bccd.py",
+}
+EFFICIENTFACE_ABLATIONS = "configs/bccd/efficientface_ablations/{method}.py"
+EFFICIENTFACE_TEACHER = "work_dirs/retinanet_bccd_teacher"
+ABLATION_SEED = 0
+INPUT_SHAPE = (192, 256)  # BCCD's (height, width) after resizing
 
 
 def summarise(runs: dict[str, list[dict[str, float]]], baselines: dict[str, str]) -> str:
@@ -144,6 +165,7 @@ class Study:
     def teacher(self, name: str, config: str, work_dir: str, trained: str | None) -> None:
         """Record teacher ``name``: ``trained`` (a checkpoint or work dir) evaluated, else ``config`` trained
         into ``work_dir``."""
+        self.reload()
         if name in self.runs:
             return
         self.add(name, evaluate(config, trained, osp.join(self.work_dir, f"{name}_eval")) if trained
@@ -196,6 +218,65 @@ def hetero_study(args: argparse.Namespace) -> None:
         for name in (*HETERO_BASELINES, *HETERO_PAIRS):
             study.run(name, f"configs/toy/{name}.py", seed)
     study.write_table(HETERO_PAIRS)
+
+
+def efficientface_ablations() -> dict[str, str]:
+    """``efficientface_<name>`` -> ``configs/bccd/efficientface_ablations/<name>.py``, for every such config."""
+    prefix, suffix = EFFICIENTFACE_ABLATIONS.split("{method}")
+    paths = sorted(glob.glob(prefix + "*" + suffix))
+    return {"efficientface_" + path[len(prefix):-len(suffix)]: path for path in paths}
+
+
+def efficientface_baselines(ablations: Sequence[str]) -> dict[str, str]:
+    """EfficientFace against the RetinaNet student; DFMSD and every ablation against EfficientFace."""
+    return {"efficientface": "retinanet_student", "dfmsd_efficientface": "efficientface",
+            **{name: "efficientface" for name in ablations}}
+
+
+def seed_gains_table(runs: dict[str, list[dict[str, float]]], baselines: dict[str, str]) -> str:
+    """Markdown: per model its mAP gain over its baseline on each seed both have (same seed, same data order)."""
+    lines = ["", "", "| model | against | mAP gain per seed | above the baseline on |", "|---|---|---|---|"]
+    for name, base in baselines.items():
+        base_by_seed = {r["seed"]: r["mAP"] for r in runs.get(base, [])}
+        gains = {r["seed"]: r["mAP"] - base_by_seed[r["seed"]] for r in runs.get(name, []) if r["seed"] in base_by_seed}
+        if gains:
+            cells = ", ".join(f"seed {seed}: {gain:+.1f}" for seed, gain in sorted(gains.items()))
+            above = sum(gain > 0 for gain in gains.values())
+            lines.append(f"| {name} | {base} | {cells} | {above} of {len(gains)} seeds |")
+    return "\n".join(lines)
+
+
+def complexity_table(configs: dict[str, str], input_shape: tuple[int, int] = INPUT_SHAPE) -> str:
+    """Markdown: parameters and FLOPs of each config's detector (:func:`kdtools.benchmarking.detector_complexity`:
+    backbone + neck + head on one image, one multiply-add per FLOP)."""
+    height, width = input_shape
+    lines = ["", "", f"| model | params (M) | GFLOPs at {width}x{height} |", "|---|---|---|"]
+    for name, config in configs.items():
+        params, flops = detector_complexity(config, input_shape)
+        lines.append(f"| {name} | {params / 1e6:.2f} | {flops / 1e9:.2f} |")
+    return "\n".join(lines)
+
+
+def efficientface_study(args: argparse.Namespace) -> None:
+    """Per seed the RetinaNet student, EfficientFace and EfficientFace distilled with DFMSD from the BCCD
+    teacher; each ablation on ABLATION_SEED (when among the seeds); the gains and the models' sizes."""
+    study = Study(args.work_dir)
+    trained = osp.exists(osp.join(args.teacher, "last_checkpoint")) or osp.isfile(args.teacher)
+    study.teacher("teacher", REAL.teacher, args.teacher, args.teacher if trained else None)
+    ablations = efficientface_ablations()
+    for seed in args.seeds:
+        for name, config in EFFICIENTFACE.items():
+            study.run(name, config, seed, args.teacher if "distill" in read_config(config) else None)
+        if seed == ABLATION_SEED:
+            for name, config in ablations.items():
+                study.run(name, config, seed)
+    study.reload()
+    order = ("teacher", *EFFICIENTFACE, *ablations)
+    study.runs = {name: study.runs[name] for name in order if name in study.runs}
+    baselines = efficientface_baselines(ablations)
+    sizes = {"retinanet_student": EFFICIENTFACE["retinanet_student"], "efficientface": EFFICIENTFACE["efficientface"],
+             **ablations}
+    study.write_table(baselines, seed_gains_table(study.runs, baselines) + complexity_table(sizes))
 
 
 def controls_names(cfg: Config) -> list[str]:
@@ -346,19 +427,22 @@ def codistill_study(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero", "controls",
-                                            "codistill"),
+                                            "codistill", "efficientface"),
                         default="distillers")
     parser.add_argument("--config", help="controls: the distillation config whose teacher the controls replace; "
                         "codistill: the codistill config")
     parser.add_argument("--controls", nargs="+", choices=sorted(CONTROLS),
                         help="controls: default every control that applies to the config's distillers")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads), 0 (the others)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads, controls, "
+                        "codistill, efficientface), 0 (ablations, hetero)")
     parser.add_argument("--methods", nargs="+", help="default: every distiller with a config (configs/toy/"
                         "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py, configs/toy/<method>_gfl_toy.py"
                         "), every ablation config")
     parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
-                        "work_dirs/results_heads (heads), work_dirs/ablations, work_dirs/hetero")
-    parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one")
+                        "work_dirs/results_heads (heads), work_dirs/ablations, work_dirs/hetero, "
+                        "work_dirs/efficientface, work_dirs/<study>/<config name> (controls, codistill)")
+    parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one; "
+                        f"efficientface: default {EFFICIENTFACE_TEACHER} (trained there when it has no checkpoint)")
     args = parser.parse_args()
     one_seed = args.study in ("ablations", "hetero")
     args.seeds = args.seeds or ([0] if one_seed else [0, 1, 2])
@@ -368,6 +452,10 @@ def main() -> None:
         name = osp.splitext(osp.basename(args.config))[0]
         args.work_dir = args.work_dir or osp.join(f"work_dirs/{args.study}", name)
         return (controls_study if args.study == "controls" else codistill_study)(args)
+    if args.study == "efficientface":
+        args.work_dir = args.work_dir or "work_dirs/efficientface"
+        args.teacher = args.teacher or EFFICIENTFACE_TEACHER
+        return efficientface_study(args)
     if args.study == "hetero":
         args.work_dir = args.work_dir or "work_dirs/hetero"
         return hetero_study(args)

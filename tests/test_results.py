@@ -66,9 +66,11 @@ def test_teacher_is_evaluated_when_trained_else_trained_once(results, tmp_path, 
 
 
 def test_studies_find_every_registered_method_with_a_config(results):
-    expected = ["cwd", "dfmsd", "dmkd", "fgd", "mgd", "pkd", "rnd"]
+    expected = ["cwd", "dfmsd", "dmkd", "fgd", "iekd", "mgd", "pkd", "rnd"]
     assert results.TOY.registered_methods() == results.REAL.registered_methods() == expected
     assert results.HEADS.registered_methods() == ["bckd", "crosskd", "ld", "pkd"]
+    assert results.DETR.registered_methods() == ["detrdistill", "kddetr", "pkd"]
+    assert "iekd_pkd" in results.REAL.config_names()  # combinations can be asked for by name
     assert {"dmkd_bottomk", "dfmsd_aligned_attention", "dfmsd_one_stage"} <= set(results.ablation_names())
     for config in results.ABLATIONS.method_configs(results.ablation_names()).values():
         assert (ROOT / config).is_file()

@@ -1,7 +1,7 @@
 """The accuracy studies: every distiller on the toy data and on real photos, head distillers, heterogeneous pairs,
-ablations, the EfficientFace student.
+ablations, the EfficientFace student, query distillers on a DINO pair.
 
-    python tools/results.py [--study distillers|real|heads] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd]
+    python tools/results.py [--study distillers|real|heads|detr] [--seeds 0 1 2] [--methods fgd mgd cwd pkd dmkd dfmsd]
                             [--work-dir DIR] [--teacher TRAINED_TEACHER]
     python tools/results.py --study ablations [--seeds 0] [--methods dmkd_bottomk ...] [--work-dir work_dirs/ablations]
     python tools/results.py --study hetero [--seeds 0] [--work-dir work_dirs/hetero]
@@ -13,8 +13,10 @@ ablations, the EfficientFace student.
 ``--study distillers`` (the default, toy data) and ``--study real`` (BCCD, real microscope photos) train the
 teacher once (or reuse it), then for each seed the student without distillation and with each method, same
 schedule; ``--study heads`` does the same for the distillers of a toy GFL pair (every
-``configs/toy/<method>_gfl_toy.py``: LD, CrossKD, BCKD, PKD and variants of CrossKD and BCKD). ``--study ablations``
-trains every ``configs/bccd/ablations/*.py`` (variants of DMKD and DFMSD) against the BCCD student and teacher.
+``configs/toy/<method>_gfl_toy.py``: LD, CrossKD, BCKD, PKD and variants of CrossKD and BCKD), ``--study detr``
+for a toy DINO pair (every ``configs/toy/<method>_dino_toy.py``: DETRDistill, KD-DETR, PKD on the neck).
+``--study ablations`` trains every ``configs/bccd/ablations/*.py`` (variants of DMKD, DFMSD and IE-KD) against
+the BCCD student and teacher.
 ``--study hetero`` trains (or reuses) the Faster R-CNN, ConvNeXt and RetinaNet toy teachers at the work dirs their
 configs name, then each heterogeneous DFMSD pair of
 ``configs/toy/hetero_*.py`` and the undistilled baseline of its student. ``--study controls`` trains, per seed, the
@@ -83,6 +85,8 @@ TOY = Data("configs/toy/retinanet_toy_teacher.py", "configs/toy/retinanet_toy_st
            "configs/toy/{method}_retina_toy.py", "work_dirs/results")
 REAL = Data("configs/bccd/retinanet_bccd_teacher.py", "configs/bccd/retinanet_bccd_student.py",
             "configs/bccd/{method}_retina_bccd.py", "work_dirs/results_real")
+DETR = Data("configs/toy/dino_toy_teacher.py", "configs/toy/dino_toy_student.py", "configs/toy/{method}_dino_toy.py",
+            "work_dirs/results_detr")
 HEADS = Data("configs/toy/gfl_toy_teacher.py", "configs/toy/gfl_toy_student.py", "configs/toy/{method}_gfl_toy.py",
              "work_dirs/results_heads")
 ABLATIONS = Data(REAL.teacher, REAL.baseline, "configs/bccd/ablations/{method}.py", "work_dirs/ablations")
@@ -426,20 +430,21 @@ def codistill_study(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("distillers", "real", "heads", "ablations", "hetero", "controls",
+    parser.add_argument("--study", choices=("distillers", "real", "heads", "detr", "ablations", "hetero", "controls",
                                             "codistill", "efficientface"),
                         default="distillers")
     parser.add_argument("--config", help="controls: the distillation config whose teacher the controls replace; "
                         "codistill: the codistill config")
     parser.add_argument("--controls", nargs="+", choices=sorted(CONTROLS),
                         help="controls: default every control that applies to the config's distillers")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads, controls, "
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (distillers, real, heads, detr, controls, "
                         "codistill, efficientface), 0 (ablations, hetero)")
     parser.add_argument("--methods", nargs="+", help="default: every distiller with a config (configs/toy/"
                         "<method>_retina_toy.py, configs/bccd/<method>_retina_bccd.py, configs/toy/<method>_gfl_toy.py"
-                        "), every ablation config")
+                        ", configs/toy/<method>_dino_toy.py), every ablation config")
     parser.add_argument("--work-dir", help="default: work_dirs/results (distillers), work_dirs/results_real (real), "
-                        "work_dirs/results_heads (heads), work_dirs/ablations, work_dirs/hetero, "
+                        "work_dirs/results_heads (heads), work_dirs/results_detr (detr), work_dirs/ablations, "
+                        "work_dirs/hetero, "
                         "work_dirs/efficientface, work_dirs/<study>/<config name> (controls, codistill)")
     parser.add_argument("--teacher", help="a trained teacher (checkpoint or work dir) to use instead of training one; "
                         f"efficientface: default {EFFICIENTFACE_TEACHER} (trained there when it has no checkpoint)")
@@ -459,7 +464,7 @@ def main() -> None:
     if args.study == "hetero":
         args.work_dir = args.work_dir or "work_dirs/hetero"
         return hetero_study(args)
-    data = {"distillers": TOY, "real": REAL, "heads": HEADS, "ablations": ABLATIONS}[args.study]
+    data = {"distillers": TOY, "real": REAL, "heads": HEADS, "detr": DETR, "ablations": ABLATIONS}[args.study]
     args.work_dir = args.work_dir or data.work_dir
     default = {"ablations": ablation_names(), "heads": heads_names()}.get(args.study) or data.registered_methods()
     known = sorted(set(default) | set(data.config_names()))

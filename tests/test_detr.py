@@ -1,7 +1,6 @@
 """Query distillation for DETRs: records, matching, injected points, losses, errors and a toy DINO run."""
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import toy_distill_config
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -39,14 +39,7 @@ def dino_teacher(tmp_path_factory) -> str:
 
 
 def dino_config(toy_root: str, teacher: str, distill: list[dict]) -> Config:
-    cfg = Config.fromfile(str(STUDENT))
-    cfg.teacher = dict(config=str(TEACHER), checkpoint=teacher)
-    cfg.teacher_check = None
-    cfg.distill = copy.deepcopy(distill)
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[loader].dataset.data_root = toy_root
-        cfg[loader].update(num_workers=0, persistent_workers=False, batch_size=2)
-    return cfg
+    return toy_distill_config(toy_root, teacher, distill, student=STUDENT, teacher=TEACHER)
 
 
 def built(toy_root: str, teacher: str, distill: list[dict]):

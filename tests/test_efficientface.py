@@ -217,7 +217,7 @@ def test_bccd_student_is_no_heavier_than_the_retinanet_student():
 
 def test_ablations_turn_off_one_module_each():
     base = Config.fromfile(str(BCCD / "efficientface_bccd.py")).model.neck
-    changed = {"fpn.py": {"fusion": "fpn"}, "no_rfe.py": {"rfe": False}, "no_attention.py": {"attention": False}}
+    changed = {"fpn.py": {"fusion": "fpn"}, "rfe.py": {"rfe": True}, "no_attention.py": {"attention": False}}
     assert sorted(p.name for p in (BCCD / "efficientface_ablations").glob("*.py")) == sorted(changed)
     for name, change in changed.items():
         ablated = Config.fromfile(str(BCCD / "efficientface_ablations" / name)).model.neck

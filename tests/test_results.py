@@ -79,13 +79,13 @@ def test_studies_find_every_registered_method_with_a_config(results):
 def test_efficientface_study_runs_seeds_and_ablations_and_tables_gains_and_sizes(results, tmp_path, monkeypatch):
     ablations = results.efficientface_ablations()
     assert ablations == {f"efficientface_{name}": f"configs/bccd/efficientface_ablations/{name}.py"
-                         for name in ("fpn", "no_attention", "no_rfe")}
+                         for name in ("fpn", "no_attention", "rfe")}
     assert not any("efficientface" in name for name in results.ablation_names())  # the RetinaNet student's study
     study = results.Study(str(tmp_path))
     for seed, mAP in enumerate((46.0, 47.0, 45.0)):  # recorded runs: not trained again
         study.add("retinanet_student", run(mAP, seed))
     base = {"efficientface": 40.0, "dfmsd_efficientface": 41.0, "efficientface_fpn": 39.0,
-            "efficientface_no_attention": 40.5, "efficientface_no_rfe": 38.0}
+            "efficientface_no_attention": 40.5, "efficientface_rfe": 38.0}
     trained = []
 
     def train(config, work_dir, teacher, seed):
@@ -105,11 +105,11 @@ def test_efficientface_study_runs_seeds_and_ablations_and_tables_gains_and_sizes
     table = (tmp_path / "results.md").read_text()
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.split("\n\n")[0].splitlines()[2:]}
     assert list(rows) == ["teacher", "retinanet_student", "efficientface", "dfmsd_efficientface",
-                          "efficientface_fpn", "efficientface_no_attention", "efficientface_no_rfe"]
+                          "efficientface_fpn", "efficientface_no_attention", "efficientface_rfe"]
     assert rows["efficientface"][7] == "-5.0"  # 41 - 46
     assert rows["dfmsd_efficientface"][7] == "-1.0"  # 40 - 41
-    assert rows["efficientface_no_rfe"][7] == "-3.0"  # against efficientface's mean over seeds
+    assert rows["efficientface_rfe"][7] == "-3.0"  # against efficientface's mean over seeds
     assert "| dfmsd_efficientface | efficientface | seed 0: +1.0, seed 1: -1.0, seed 2: -3.0 | 1 of 3 seeds |" in table
     assert "| efficientface_fpn | efficientface | seed 0: -1.0 | 0 of 1 seeds |" in table
-    assert "| retinanet_student | 1.10 | 0.34 |" in table and "| efficientface_no_rfe | 1.00 | 0.28 |" in table
+    assert "| retinanet_student | 1.10 | 0.34 |" in table and "| efficientface_rfe | 1.00 | 0.28 |" in table
     assert "dfmsd_efficientface | 1.00" not in table  # the same model as efficientface

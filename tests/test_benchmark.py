@@ -81,9 +81,11 @@ def test_distillers_to_time_come_from_the_registry(benchmark):
 
     retina = dict(bbox_head=dict(type="RetinaHead"))
     gfl = dict(bbox_head=dict(type="GFLHead"))
-    head_methods = {"LD", "CrossKD", "BCKD"}
-    assert set(benchmark.fitting_distillers(retina)) == set(DISTILLERS.module_dict) - head_methods
-    assert set(benchmark.fitting_distillers(gfl)) == set(DISTILLERS.module_dict)
+    dino = dict(type="DINO", bbox_head=dict(type="DINOHead"))
+    head_methods, query_methods = {"LD", "CrossKD", "BCKD"}, {"DETRDistill", "KDDETR"}
+    assert set(benchmark.fitting_distillers(retina)) == set(DISTILLERS.module_dict) - head_methods - query_methods
+    assert set(benchmark.fitting_distillers(gfl)) == set(DISTILLERS.module_dict) - query_methods
+    assert set(benchmark.fitting_distillers(dino)) == set(DISTILLERS.module_dict) - head_methods
     assert set(benchmark.fitting_distillers(dict(bbox_head=dict(type="LDHead")))) >= head_methods  # a GFLHead
     configs = benchmark.distiller_configs(["PKD", "LD"], [dict(type="LD", tau=4.0)], conv1x1=True)
     assert configs == {"PKD": dict(type="PKD", connector="conv1x1"), "LD": dict(type="LD", tau=4.0)}

@@ -196,7 +196,7 @@ def fitting_distillers(student: dict) -> list[str]:
     DISTILLERS.import_from_location()
     head = (student.get("bbox_head") or {}).get("type")
     kinds = {klass.__name__ for klass in MODELS.get(head).__mro__} if head else set()
-    detector = MODELS.get(student.get("type", ""))
+    detector = MODELS.get(student["type"]) if student.get("type") else None
     detr = detector is not None and issubclass(detector, DetectionTransformer)
 
     def fits(cls: type) -> bool:

@@ -126,14 +126,23 @@ class DETRDistill(QueryDistiller):
 
     def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
         scale = image_scale(batch, student.boxes.device)
+        levels = self.level_pairs(student, teacher) if self.feature_tap and self.feature_weight else []
         losses = {}
         for layer, t_layer in enumerate(self.layer_map):
             for key, value in self.logits_loss(student, teacher, layer, t_layer, scale).items():
                 losses[f"{key}_d{layer}"] = value
-            if self.feature_tap and self.feature_weight:
-                losses[f"feat_d{layer}"] = self.feature_weight * self.feature_loss(student, teacher, t_layer, batch,
+            if levels:
+                losses[f"feat_d{layer}"] = self.feature_weight * self.feature_loss(teacher, t_layer, levels, batch,
                                                                                    scale)
         return losses
+
+    def level_pairs(self, student: QueryOutputs, teacher: QueryOutputs) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per student neck level (fp32): (F^S, F^T, F^T normalised over channels), the same for every layer."""
+        pairs = []
+        for s, j in zip(student.features, self.teacher_levels):
+            t = teacher.features[j].float()
+            pairs.append((s.float(), t, F.normalize(t, dim=1)))
+        return pairs
 
     def logits_loss(self, student: QueryOutputs, teacher: QueryOutputs, layer: int, t_layer: int,
                     scale: Tensor) -> dict[str, Tensor]:
@@ -177,16 +186,14 @@ class DETRDistill(QueryDistiller):
             1, query[..., None].expand(-1, -1, teacher.hidden_states.shape[-1]))
         return embeddings, torch.stack(weights)
 
-    def feature_loss(self, student: QueryOutputs, teacher: QueryOutputs, t_layer: int, batch: DistillBatch,
-                     scale: Tensor) -> Tensor:
-        """L_feat of one teacher layer over every neck level."""
+    def feature_loss(self, teacher: QueryOutputs, t_layer: int, levels: list[tuple[Tensor, Tensor, Tensor]],
+                     batch: DistillBatch, scale: Tensor) -> Tensor:
+        """L_feat of one teacher layer over every neck level (``levels``: :meth:`level_pairs`)."""
         embeddings, weights = self.query_weights(teacher, t_layer, batch, scale)
         queries = F.normalize(embeddings, dim=-1)
         loss = 0.0
-        for s, j in zip(student.features, self.teacher_levels):
-            t = teacher.features[j]
-            s, t = s.float(), t.float()
-            similarity = torch.einsum("nqc,nchw->nqhw", queries, F.normalize(t, dim=1))
+        for s, t, t_normalised in levels:
+            similarity = torch.einsum("nqc,nchw->nqhw", queries, t_normalised)
             mask = torch.einsum("nqhw,nq->nhw", similarity, weights).clamp(min=1e-2)
             mask = (mask / mask.flatten(1).max(dim=1).values[:, None, None])[:, None]
             loss = loss + F.mse_loss(mask * t, mask * s)

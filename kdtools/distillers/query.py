@@ -138,7 +138,8 @@ class QueryDistiller(BaseModule):
                 f"(0..{teacher_layers - 1}) for each of the student's {student_layers} decoder layers.")
         return list(self.layer_map)
 
-    def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict:
+    def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> Tensor | dict:
+        """A scalar or a dict of named scalars, named ``loss_<name>[_<key>]`` by :meth:`forward`."""
         raise NotImplementedError(f"{type(self).__name__} must implement query_loss()")
 
     def forward(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
@@ -146,4 +147,5 @@ class QueryDistiller(BaseModule):
         scale = self.loss_weight * self.loss_scale
         with torch.autocast(device_type=student.cls_scores.device.type, enabled=False):
             out = self.query_loss(student, teacher, batch)
-        return {self.loss_name(key, ""): value * scale for key, value in out.items()}
+        return {self.loss_name(key, ""): value * scale
+                for key, value in (out.items() if isinstance(out, dict) else [("", out)])}

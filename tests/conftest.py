@@ -89,6 +89,24 @@ def toy_distill_config(
     return cfg
 
 
+def two_iterations(cfg: Config, toy_root: str) -> Config:
+    """``cfg`` trained for 2 iterations of 2 images on the tiny toy data, logged every step, no validation and no
+    checkpoint."""
+    cfg.train_dataloader.dataset.data_root = toy_root
+    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False,
+                                sampler=dict(type="InfiniteSampler", shuffle=True))
+    for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
+        cfg[key] = None
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger.interval = 1
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork"), dist_cfg=dict(backend="gloo"))
+    cfg.randomness = dict(seed=0, deterministic=False)
+    return cfg
+
+
 @pytest.fixture
 def make_config(toy_root: str, teacher_ckpt: str):
     def make(distill: list[dict] | None = None, **top: object) -> Config:

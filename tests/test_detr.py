@@ -135,6 +135,41 @@ def boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return torch.cat([centres * 0.5 + 0.25, sizes * 0.2 + 0.05], -1)
 
 
+def test_detrdistill_feature_loss_matches_the_authors_computation(toy_root, dino_teacher):
+    """The target-aware mask as the authors' distiller builds it: top-100 (query, class) pairs of the teacher's
+    layer, score x max IoU with GT, the score-weighted cosine of the teacher's embeddings with its neck features,
+    clamped at 0.01 and divided by each image's maximum; MSE of the masked features, summed over levels."""
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+
+    from kdtools.distillers.base import DistillBatch
+    from kdtools.distillers.detrdistill import image_scale
+
+    model, inputs, samples = built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2])])
+    distiller = model.distillers[0]
+    teacher = query_outputs(model.teacher.records(inputs, samples), "bbox_head", "decoder", "neck")
+    student = query_outputs(model.student_records(inputs, samples), "bbox_head", "decoder", "neck")
+    batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
+    scale = image_scale(batch, inputs.device)
+    loss = distiller.feature_loss(teacher, 2, distiller.level_pairs(student, teacher), batch, scale)
+    expected = 0.0
+    for level in range(4):
+        f_t, f_s = teacher.features[level], student.features[level]
+        masks = []
+        for i in range(2):
+            probs = teacher.cls_scores[2, i].sigmoid()
+            scores, index = probs.flatten().topk(100)
+            query = index // probs.shape[1]
+            boxes = bbox_cxcywh_to_xyxy(teacher.boxes[2, i, query]) * scale[i]
+            score = scores * bbox_overlaps(boxes, batch.gt_bboxes[i]).max(dim=-1)[0]
+            q = F.normalize(teacher.hidden_states[2, i, query], dim=-1)
+            mask = torch.einsum("nc,chw,n->hw", q, F.normalize(f_t[i], dim=0), score).clamp(min=1e-2)
+            masks.append(mask / mask.max())
+        mask = torch.stack(masks)[:, None]
+        expected = expected + F.mse_loss(mask * f_t, mask * f_s)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+    assert loss > 0
+
+
 def test_kddetr_point_losses_match_a_direct_computation():
     g = torch.Generator().manual_seed(0)
     s_logits, t_logits = torch.randn(2, 3, 7, 5, generator=g), torch.randn(3, 7, 5, generator=g)

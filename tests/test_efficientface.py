@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from conftest import save_random_checkpoint
+from conftest import save_random_checkpoint, two_iterations
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -240,18 +240,7 @@ class NeckGradients(Hook):
 def test_efficientface_trains_on_toy_data_with_the_runner(toy_root, tmp_path):
     cfg = Config.fromfile(str(ROOT / "configs/toy/retinanet_toy_student.py"))
     cfg.model = Config.fromfile(str(ROOT / "configs/_base_/models/efficientface_student.py")).model
-    cfg.train_dataloader.dataset.data_root = toy_root
-    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False,
-                                sampler=dict(type="InfiniteSampler", shuffle=True))
-    for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
-        cfg[key] = None
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2)
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_processor = dict(by_epoch=False)
-    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork"), dist_cfg=dict(backend="gloo"))
-    cfg.randomness = dict(seed=0, deterministic=False)
+    two_iterations(cfg, toy_root)
     cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)
     hook = NeckGradients()

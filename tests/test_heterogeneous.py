@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_plain
+from conftest import build_plain, two_iterations
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -67,18 +67,7 @@ def pair_config(name: str, toy_root: str, teacher_ckpts, work_dir: Path | None =
     for stage in cfg.get("stages", []):
         stage.teacher = dict(stage.teacher, checkpoint=teacher_ckpts(stage.teacher["config"]))
     cfg.distill = [dict(d, **distill) for d in cfg.distill]
-    cfg.train_dataloader.dataset.data_root = toy_root
-    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False,
-                                sampler=dict(type="InfiniteSampler", shuffle=True))
-    for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
-        cfg[key] = None
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2)
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_processor = dict(by_epoch=False)
-    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork"), dist_cfg=dict(backend="gloo"))
-    cfg.randomness = dict(seed=0, deterministic=False)
+    two_iterations(cfg, toy_root)
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     return cfg

@@ -129,6 +129,44 @@ def test_detrdistill_logits_loss_matches_a_direct_computation_and_is_zero_on_its
     torch.testing.assert_close(losses["iou"], 2 * giou / 200, rtol=1e-4, atol=1e-5)
 
 
+def test_query_prior_assignment_on_the_students_own_queries_is_its_detection_loss(toy_root, dino_teacher):
+    """Decoded as a group of their own, the student's own matching queries give back its own predictions, so
+    the query-prior loss on them equals mmdet's detection loss of the student's matching queries, layer by layer;
+    on the teacher's queries it trains the student's decoder and head, not its content queries."""
+    from kdtools.distillers.base import DistillBatch
+
+    model, inputs, samples = built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2],
+                                                                 query_prior_weight=1.0)])
+    distiller = model.distillers[0]
+    for branch in model.student.bbox_head.reg_branches:  # refined references that differ from the initial ones
+        torch.nn.init.normal_(branch[-1].weight, std=0.01)
+    with model.student_taps.recording() as records:
+        detection = model.student.loss(inputs, samples)
+    student = query_outputs(records, "bbox_head", "decoder")
+    batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
+    own = distiller.query_prior_loss(student, student, batch)
+    assert sorted(own) == sorted(f"qpa_{k}_d{layer}" for k in ("cls", "bbox", "iou") for layer in (0, 1))
+    for key, mmdet_key in (("cls", "loss_cls"), ("bbox", "loss_bbox"), ("iou", "loss_iou")):
+        torch.testing.assert_close(own[f"qpa_{key}_d1"], detection[mmdet_key].reshape(()), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(own[f"qpa_{key}_d0"], detection[f"d0.{mmdet_key}"].reshape(()), rtol=1e-4, atol=1e-5)
+    model.zero_grad()
+    teacher = query_outputs(model.teacher.records(inputs, samples), "bbox_head", "decoder")
+    student = query_outputs(model.student_records(inputs, samples), "bbox_head", "decoder")
+    sum(distiller.query_prior_loss(student, teacher, batch).values()).backward()
+    assert model.student.bbox_head.cls_branches[0].weight.grad.abs().sum() > 0
+    assert model.student.decoder.layers[0].cross_attn.sampling_offsets.weight.grad.abs().sum() > 0
+    assert model.student.query_embedding.weight.grad is None
+    assert all(p.grad is None for p in model.teacher.model.parameters())
+    losses = model.loss(inputs, samples)
+    assert {f"loss_detrdistill_qpa_{k}_d{layer}" for k in ("cls", "bbox", "iou") for layer in (0, 1)} <= set(losses)
+    assert not any("qpa" in key for key in DETRDistill_losses(toy_root, dino_teacher))
+
+
+def DETRDistill_losses(toy_root: str, teacher: str) -> dict:
+    model, inputs, samples = built(toy_root, teacher, [dict(type="DETRDistill", layer_map=[1, 2])])
+    return model.loss(inputs, samples)
+
+
 def boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     """Random normalised cx, cy, w, h boxes inside the image."""
     centres, sizes = torch.rand(*shape, 2, generator=g), torch.rand(*shape, 2, generator=g)

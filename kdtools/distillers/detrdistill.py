@@ -29,24 +29,38 @@ levels::
     A(h, w) = max(sum_n w_n cos(q_n, F^T(h, w)), 0.01),   A <- A / max_hw A   (per image and level)
     L_feat  = sum over levels of mean((A F^T - A F^S)^2)                  (``loss_detrdistill_feat_d<l>``)
 
+Query-prior assignment (``query_prior_weight`` > 0; off by default). The teacher's matching queries (their
+content and initial reference boxes) are decoded by the student's decoder as a group of their own (they attend
+to each other only: :func:`kdtools.detectors.queries.decode`), and every student layer's predictions on them
+are trained on the ground truth with the student head's own Hungarian matching and losses (focal loss, L1,
+GIoU at the head's weights), as the released code's teacher group does (``forward_train_teacher_group``,
+which matches with ``loss_single``)::
+
+    L_qpa = query_prior_weight * sum_l L_det(student decoder layer l on the teacher's queries, GT)
+
+(``loss_detrdistill_qpa_{cls,bbox,iou}_d<l>``). It needs a DINO-style decoder (no ``query_pos`` input) and
+teacher queries as wide as the student's.
+
 Loss weights: 1 (soft BCE), 5 (L1), 2 (GIoU), 1 (features). The denoising queries never enter.
 
 Not included: the released code also adds a contrastive loss on matched query embeddings (a MoCo-style
-projection head, weight 0.2) that the paper does not describe, and its query-prior assignment (a second
-student decoder pass on the teacher's queries) trains that pass with the student's own GT matching; both are
-left out of this distiller.
+projection head, weight 0.2) that the paper does not describe. Its published configuration also turns the
+teacher group on (``use_teacher_group=True``); here it is an option, off by default, so that the default is the
+paper's two distillation terms.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from kdtools.detectors.queries import QueryOutputs
+from kdtools.detectors.queries import QueryOutputs, decode
+from kdtools.detectors.taps import CALL_SUFFIX
 from kdtools.distillers.base import DistillBatch
-from kdtools.distillers.query import QueryDistiller
+from kdtools.distillers.query import QueryDistiller, check_decodable
 from kdtools.registry import DISTILLERS
 
 
@@ -72,6 +86,11 @@ def match_cost(student_logits: Tensor, student_boxes: Tensor, teacher_probs: Ten
     return w_cls * soft_bce_cost(student_logits, teacher_probs) + w_l1 * l1 - w_iou * giou
 
 
+def query_outputs_width(records, decoder: str) -> int:
+    """The embedding width of the queries a recorded decoder call took."""
+    return int(records.call(decoder + CALL_SUFFIX).kwargs["query"].shape[-1])
+
+
 def hungarian(cost: Tensor) -> tuple[Tensor, Tensor]:
     """(student indices, teacher indices) of the minimum-cost assignment (scipy's linear_sum_assignment)."""
     rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
@@ -94,24 +113,30 @@ class DETRDistill(QueryDistiller):
         teacher_levels: the teacher neck level of each student level (e.g. [1, 2, 3, 4] for a 5-scale teacher
             of a 4-scale student); default the same index. Checked at build time: paired levels have equal
             shapes.
+        query_prior_weight: weight of query-prior assignment (the teacher's queries decoded by the student,
+            trained on GT); 0 leaves it out.
         **kwargs: :class:`QueryDistiller` arguments.
     """
 
-    settable = (*QueryDistiller.settable, "feature_weight")
+    settable = (*QueryDistiller.settable, "feature_weight", "query_prior_weight")
 
     def __init__(self, cls_weight: float = 1.0, l1_weight: float = 5.0, iou_weight: float = 2.0,
                  feature_weight: float = 1.0, topk: int = 100, neck: str = "neck",
-                 teacher_levels: list[int] | None = None, **kwargs) -> None:
+                 teacher_levels: list[int] | None = None, query_prior_weight: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.teacher_levels = list(teacher_levels) if teacher_levels is not None else None
         self.weights = (float(cls_weight), float(l1_weight), float(iou_weight))
         self.feature_weight = float(feature_weight)
         self.topk = int(topk)
         self.feature_tap = neck if feature_weight else None
+        self.query_prior_weight = float(query_prior_weight)
 
     def check_pair(self, student, teacher) -> None:
-        """Also: each student neck level has a teacher level of the same shape (``teacher_levels``)."""
+        """Also: each student neck level has a teacher level of the same shape (``teacher_levels``); with
+        query-prior assignment, the student's decoder can decode the teacher's queries."""
         super().check_pair(student, teacher)
+        if self.query_prior_weight:
+            self.check_query_prior(student, teacher)
         if not self.feature_tap:
             return
         s_levels, t_levels = student.levels([self.feature_tap]), teacher.levels([self.feature_tap])
@@ -124,6 +149,14 @@ class DETRDistill(QueryDistiller):
                 f"levels {self.teacher_levels} {[t for _, t in pairs]} of {[tuple(t.shape[1:]) for t in t_levels]}. "
                 "Give teacher_levels=[...], the teacher level of each student level, of equal stride and channels.")
 
+    def check_query_prior(self, student, teacher) -> None:
+        check_decodable(self, student, "student")
+        s, t = (query_outputs_width(records, self.decoder) for records in (student, teacher))
+        if s != t:
+            raise ValueError(
+                f"DETRDistill {self.name!r}: query-prior assignment decodes the teacher's {t}-wide queries in the "
+                f"student's {s}-wide decoder. Give both the same embed_dims, or query_prior_weight=0.")
+
     def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
         scale = image_scale(batch, student.boxes.device)
         levels = self.level_pairs(student, teacher) if self.feature_tap and self.feature_weight else []
@@ -134,6 +167,21 @@ class DETRDistill(QueryDistiller):
             if levels:
                 losses[f"feat_d{layer}"] = self.feature_weight * self.feature_loss(teacher, t_layer, levels, batch,
                                                                                    scale)
+        if self.query_prior_weight:
+            losses.update(self.query_prior_loss(student, teacher, batch))
+        return losses
+
+    def query_prior_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch
+                         ) -> dict[str, Tensor]:
+        """L_qpa: the student's decoder on the teacher's matching queries, each layer against the GT."""
+        query = teacher.decoder_inputs["query"][:, teacher.num_denoising:].detach()
+        logits, boxes, _ = decode(student, query, teacher.references[0].detach())
+        gt = [InstanceData(bboxes=b, labels=labels) for b, labels in zip(batch.gt_bboxes, batch.gt_labels)]
+        losses = {}
+        for layer in range(len(logits)):
+            terms = student.head.loss_by_feat_single(logits[layer], boxes[layer], gt, batch.img_metas)
+            for key, value in zip(("cls", "bbox", "iou"), terms):
+                losses[f"qpa_{key}_d{layer}"] = self.query_prior_weight * value.reshape(())  # mmdet: cls is 1-d
         return losses
 
     def level_pairs(self, student: QueryOutputs, teacher: QueryOutputs) -> list[tuple[Tensor, Tensor, Tensor]]:

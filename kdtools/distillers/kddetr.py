@@ -34,9 +34,8 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from torch import Tensor
 
 from kdtools.detectors.queries import QueryOutputs, decode
-from kdtools.detectors.taps import CALL_SUFFIX
 from kdtools.distillers.base import DistillBatch
-from kdtools.distillers.query import QueryDistiller
+from kdtools.distillers.query import QueryDistiller, check_decodable
 from kdtools.registry import DISTILLERS
 
 
@@ -92,14 +91,8 @@ class KDDETR(QueryDistiller):
     def check_pair(self, student, teacher) -> None:
         """Also: both decoders can decode extra points (DINO-style: no ``query_pos`` input)."""
         super().check_pair(student, teacher)
-        for side, records in (("student", student), ("teacher", teacher)):
-            tap = self.decoder + CALL_SUFFIX
-            if "query_pos" in records.call(tap).kwargs:
-                decoder = type(records.modules[tap]).__name__
-                raise ValueError(
-                    f"KDDETR {self.name!r}: the {side}'s decoder ({decoder}) takes query_pos, which distillation "
-                    "points do not have; KD-DETR decodes its points on DINO-style decoders (DINO). Use DETRDistill "
-                    "for Deformable DETR.")
+        check_decodable(self, student, "student")
+        check_decodable(self, teacher, "teacher")
 
     def checked_layer_map(self, student_layers: int, teacher_layers: int) -> list[int]:
         """Every student layer learns from the teacher's last layer (the authors' pairing)."""

@@ -42,6 +42,18 @@ def is_detr(model: nn.Module) -> bool:
     return isinstance(model, DetectionTransformer)
 
 
+def check_decodable(distiller: QueryDistiller, records: Records, side: str) -> None:
+    """Build time: ``side``'s decoder can decode queries of ``distiller``'s own (a DINO-style decoder, which
+    takes no ``query_pos`` input: :func:`kdtools.detectors.queries.decode`)."""
+    tap = distiller.decoder + CALL_SUFFIX
+    if "query_pos" in records.call(tap).kwargs:
+        decoder = type(records.modules[tap]).__name__
+        raise ValueError(
+            f"{type(distiller).__name__} {distiller.name!r}: the {side}'s decoder ({decoder})"
+            " takes query_pos, which extra decoder queries do not have; they are decoded on DINO-style decoders "
+            "(DINO). On Deformable DETR use DETRDistill without query_prior_weight.")
+
+
 class QueryDistiller(BaseModule):
     """Base class of distillers on DETR queries.
 

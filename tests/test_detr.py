@@ -157,6 +157,13 @@ def test_query_prior_assignment_on_the_students_own_queries_is_its_detection_los
     assert model.student.decoder.layers[0].cross_attn.sampling_offsets.weight.grad.abs().sum() > 0
     assert model.student.query_embedding.weight.grad is None
     assert all(p.grad is None for p in model.teacher.model.parameters())
+    model.zero_grad()
+    with torch.no_grad():  # as tools/benchmark.py records them
+        s_records, t_records = model.student_records(inputs, samples), model.teacher.records(inputs, samples)
+    distiller.training_only_pass(s_records, t_records)()  # the extra pass alone, forward and backward
+    assert model.student.decoder.layers[0].cross_attn.sampling_offsets.weight.grad.abs().sum() > 0
+    assert model.student.backbone.conv1.weight.grad is None  # it stops at the encoder memory
+    assert DETRDistill().training_only_pass(s_records, t_records) is None  # no extra pass without it
     losses = model.loss(inputs, samples)
     assert {f"loss_detrdistill_qpa_{k}_d{layer}" for k in ("cls", "bbox", "iou") for layer in (0, 1)} <= set(losses)
     assert not any("qpa" in key for key in DETRDistill_losses(toy_root, dino_teacher))

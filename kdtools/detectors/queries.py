@@ -14,7 +14,7 @@ The queries' order is the head's: DINO puts the denoising queries first, then th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -91,3 +91,10 @@ def decode(outputs: QueryOutputs, query: Tensor, reference_points: Tensor) -> tu
     hidden, references = outputs.decoder(**inputs)
     cls_scores, boxes = outputs.head(hidden, list(references))
     return cls_scores, boxes, hidden
+
+
+def with_leaf_memory(outputs: QueryOutputs) -> tuple[QueryOutputs, Tensor]:
+    """``outputs`` whose decoder passes read a detached copy of the encoder memory that takes gradients, and that
+    copy: a separate pass can be run forward and backward on its own (timed alone by tools/benchmark.py)."""
+    memory = outputs.decoder_inputs["value"].detach().requires_grad_()
+    return replace(outputs, decoder_inputs={**outputs.decoder_inputs, "value": memory}), memory

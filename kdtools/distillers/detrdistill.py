@@ -57,7 +57,7 @@ from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from kdtools.detectors.queries import QueryOutputs, decode
+from kdtools.detectors.queries import QueryOutputs, decode, with_leaf_memory
 from kdtools.detectors.taps import CALL_SUFFIX
 from kdtools.distillers.base import DistillBatch
 from kdtools.distillers.query import QueryDistiller, check_decodable
@@ -84,6 +84,12 @@ def match_cost(student_logits: Tensor, student_boxes: Tensor, teacher_probs: Ten
     giou = bbox_overlaps(bbox_cxcywh_to_xyxy(student_boxes) * scale, bbox_cxcywh_to_xyxy(teacher_boxes) * scale,
                          mode="giou")
     return w_cls * soft_bce_cost(student_logits, teacher_probs) + w_l1 * l1 - w_iou * giou
+
+
+def teacher_queries(teacher: QueryOutputs) -> tuple[Tensor, Tensor]:
+    """(N x Q x D content, N x Q x 4 initial reference boxes) of the teacher's matching queries, detached."""
+    query = teacher.decoder_inputs["query"][:, teacher.num_denoising:]
+    return query.detach(), teacher.references[0].detach()
 
 
 def query_outputs_width(records, decoder: str) -> int:
@@ -157,6 +163,21 @@ class DETRDistill(QueryDistiller):
                 f"DETRDistill {self.name!r}: query-prior assignment decodes the teacher's {t}-wide queries in the "
                 f"student's {s}-wide decoder. Give both the same embed_dims, or query_prior_weight=0.")
 
+    def training_only_pass(self, student, teacher):
+        """With query-prior assignment, its extra pass alone: the student's decoder and head on the teacher's
+        queries, forward and backward to the student's encoder memory. None without."""
+        if not self.query_prior_weight:
+            return None
+        s, t = self.inputs(student, teacher)
+        s, memory = with_leaf_memory(s)
+
+        def query_prior_pass() -> None:
+            logits, boxes, _ = decode(s, *teacher_queries(t))
+            (logits.sum() + boxes.sum()).backward()
+            memory.grad = None
+
+        return query_prior_pass
+
     def query_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch) -> dict[str, Tensor]:
         scale = image_scale(batch, student.boxes.device)
         levels = self.level_pairs(student, teacher) if self.feature_tap and self.feature_weight else []
@@ -174,8 +195,7 @@ class DETRDistill(QueryDistiller):
     def query_prior_loss(self, student: QueryOutputs, teacher: QueryOutputs, batch: DistillBatch
                          ) -> dict[str, Tensor]:
         """L_qpa: the student's decoder on the teacher's matching queries, each layer against the GT."""
-        query = teacher.decoder_inputs["query"][:, teacher.num_denoising:].detach()
-        logits, boxes, _ = decode(student, query, teacher.references[0].detach())
+        logits, boxes, _ = decode(student, *teacher_queries(teacher))
         gt = [InstanceData(bboxes=b, labels=labels) for b, labels in zip(batch.gt_bboxes, batch.gt_labels)]
         losses = {}
         for layer in range(len(logits)):

@@ -26,14 +26,12 @@ b^S of each student decoder layer l, and per point the teacher's confidence w = 
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from torch import Tensor
 
-from kdtools.detectors.queries import QueryOutputs, decode
+from kdtools.detectors.queries import QueryOutputs, decode, with_leaf_memory
 from kdtools.distillers.base import DistillBatch
 from kdtools.distillers.query import QueryDistiller, check_decodable
 from kdtools.registry import DISTILLERS
@@ -122,8 +120,7 @@ class KDDETR(QueryDistiller):
         """The extra decoder passes alone: the teacher's on the general points, the student's on both groups,
         forward and backward to the student's encoder memory."""
         s, t = self.inputs(student, teacher)
-        memory = s.decoder_inputs["value"].detach().requires_grad_()
-        s = replace(s, decoder_inputs={**s.decoder_inputs, "value": memory})
+        s, memory = with_leaf_memory(s)
 
         def passes() -> None:
             total = memory.new_zeros(())

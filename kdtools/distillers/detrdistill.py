@@ -58,7 +58,6 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from kdtools.detectors.queries import QueryOutputs, decode, with_leaf_memory
-from kdtools.detectors.taps import CALL_SUFFIX
 from kdtools.distillers.base import DistillBatch
 from kdtools.distillers.query import QueryDistiller, check_decodable
 from kdtools.registry import DISTILLERS
@@ -90,11 +89,6 @@ def teacher_queries(teacher: QueryOutputs) -> tuple[Tensor, Tensor]:
     """(N x Q x D content, N x Q x 4 initial reference boxes) of the teacher's matching queries, detached."""
     query = teacher.decoder_inputs["query"][:, teacher.num_denoising:]
     return query.detach(), teacher.references[0].detach()
-
-
-def query_outputs_width(records, decoder: str) -> int:
-    """The embedding width of the queries a recorded decoder call took."""
-    return int(records.call(decoder + CALL_SUFFIX).kwargs["query"].shape[-1])
 
 
 def hungarian(cost: Tensor) -> tuple[Tensor, Tensor]:
@@ -157,7 +151,8 @@ class DETRDistill(QueryDistiller):
 
     def check_query_prior(self, student, teacher) -> None:
         check_decodable(self, student, "student")
-        s, t = (query_outputs_width(records, self.decoder) for records in (student, teacher))
+        s_outputs, t_outputs = self.inputs(student, teacher)
+        s, t = s_outputs.hidden_states.shape[-1], teacher_queries(t_outputs)[0].shape[-1]
         if s != t:
             raise ValueError(
                 f"DETRDistill {self.name!r}: query-prior assignment decodes the teacher's {t}-wide queries in the "

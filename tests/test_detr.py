@@ -109,12 +109,13 @@ def test_detrdistill_logits_loss_matches_a_direct_computation_and_is_zero_on_its
 
     batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
     scale = image_scale(batch, inputs.device)
-    losses = distiller.logits_loss(teacher, teacher, 2, 2, scale)  # the teacher against itself
+    losses = distiller.logits_loss(teacher, teacher, 2, 2, distiller.assign(teacher, teacher, 2, 2, scale), scale)
+    # (the teacher against itself)
     assert losses["l1"] < 1e-6 and losses["iou"] < 1e-5
     probs = teacher.cls_scores[2].sigmoid()
     torch.testing.assert_close(losses["cls"], F.binary_cross_entropy(probs, probs, reduction="sum") / (2 * QUERIES))
     # against another layer: the direct loss on the matching scipy finds
-    losses = distiller.logits_loss(teacher, teacher, 1, 2, scale)
+    losses = distiller.logits_loss(teacher, teacher, 1, 2, distiller.assign(teacher, teacher, 1, 2, scale), scale)
     s_logits, s_boxes, t_probs, t_boxes = teacher.cls_scores[1], teacher.boxes[1], probs, teacher.boxes[2]
     bce = l1 = giou = 0.0
     for i in range(2):
@@ -168,6 +169,46 @@ def test_query_prior_assignment_on_the_students_own_queries_is_its_detection_los
     assert {f"loss_detrdistill_qpa_{k}_d{layer}" for k in ("cls", "bbox", "iou") for layer in (0, 1)} <= set(losses)
     plain, inputs, samples = built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2])])
     assert not any("qpa" in key for key in plain.loss(inputs, samples))  # off by default
+
+
+def test_query_contrast_is_infonce_of_the_matched_embeddings_and_trains_the_student_and_its_head(
+        toy_root, dino_teacher):
+    """Each teacher query's positive is the student query it is matched to (the logits assignment), its negatives
+    every other matched student query of the batch; the head and the student's decoder learn, the teacher not."""
+    from kdtools.distillers.base import DistillBatch
+    from kdtools.distillers.detrdistill import QueryContrast, image_scale
+
+    model, inputs, samples = built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2],
+                                                                 contrastive_weight=0.2, feature_weight=0)])
+    distiller = model.distillers[0]
+    assert isinstance(distiller.contrast, QueryContrast) and distiller.contrast.temperature == 0.07
+    assert any(key.startswith("distillers.0.contrast.") for key in model.state_dict())  # saved with the model
+    teacher = query_outputs(model.teacher.records(inputs, samples), "bbox_head", "decoder")
+    student = query_outputs(model.student_records(inputs, samples), "bbox_head", "decoder")
+    batch = DistillBatch.from_data_samples(samples, tuple(inputs.shape[-2:]))
+    losses = distiller.query_loss(student, teacher, batch)
+    assert {"cl_d0", "cl_d1"} <= set(losses)
+    pairs = distiller.assign(student, teacher, 1, 2, image_scale(batch, inputs.device))
+    assert len(pairs.image) == 2 * QUERIES  # equal query counts: every student query is matched
+    head = distiller.contrast
+    z_s = F.normalize(head.student(student.hidden_states[1][pairs.image, pairs.student]), dim=1)
+    z_t = F.normalize(head.teacher(teacher.hidden_states[2][pairs.image, pairs.teacher]), dim=1)
+    similarity = z_t @ z_s.T / 0.07
+    infonce = (similarity.logsumexp(dim=1) - similarity.diag()).mean()
+    torch.testing.assert_close(losses["cl_d1"], 0.2 * infonce, rtol=1e-5, atol=1e-6)
+    shuffled = pairs.teacher.roll(1)  # a wrong pairing gives another loss: the positives are the matched ones
+    z_wrong = F.normalize(head.teacher(teacher.hidden_states[2][pairs.image, shuffled]), dim=1)
+    wrong = z_wrong @ z_s.T / 0.07
+    assert not torch.allclose((wrong.logsumexp(dim=1) - wrong.diag()).mean(), infonce)
+    model.zero_grad()
+    losses["cl_d1"].backward()
+    assert head.student[0].weight.grad.abs().sum() > 0 and head.teacher[0].weight.grad.abs().sum() > 0
+    assert model.student.decoder.layers[1].ffn.layers[1].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.model.parameters())
+    assert {"loss_detrdistill_cl_d0", "loss_detrdistill_cl_d1"} <= set(model.loss(inputs, samples))
+    plain, inputs, samples = built(toy_root, dino_teacher, [dict(type="DETRDistill", layer_map=[1, 2])])
+    assert plain.distillers[0].contrast is None  # off by default: no head, no loss
+    assert not any("_cl_" in key for key in plain.loss(inputs, samples))
 
 
 def boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:

@@ -41,21 +41,30 @@ which matches with ``loss_single``)::
 (``loss_detrdistill_qpa_{cls,bbox,iou}_d<l>``). It needs a DINO-style decoder (no ``query_pos`` input) and
 teacher queries as wide as the student's.
 
+Query contrast (``contrastive_weight`` > 0; off by default). The released code's MoCo-style head
+(``MoCoCLHead``, which the paper does not describe): the decoder embeddings of each layer's matched pairs (the
+logits distillation's assignment, all images of the batch together) are projected per side (Linear to 512, then
+Linear-BN-ReLU-Linear) and L2-normalised to z^S, z^T; each teacher query must pick out its own student query
+among all of them::
+
+    L_cl = contrastive_weight * CE(z^T z^S^T / 0.07, identity)       (``loss_detrdistill_cl_d<l>``)
+
 Loss weights: 1 (soft BCE), 5 (L1), 2 (GIoU), 1 (features). The denoising queries never enter.
 
-Not included: the released code also adds a contrastive loss on matched query embeddings (a MoCo-style
-projection head, weight 0.2) that the paper does not describe. Its published configuration also turns the
-teacher group on (``use_teacher_group=True``); here it is an option, off by default, so that the default is the
-paper's two distillation terms.
+The released code's published configuration (``configs/toy/detrdistill_released_dino_toy.py``) also turns
+on the teacher group and the query contrast at weight 0.2; both are options here, off by default, so that the
+default is the paper's two distillation terms.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
-from torch import Tensor
+from torch import Tensor, nn
 
 from kdtools.detectors.queries import QueryOutputs, decode, with_leaf_memory
 from kdtools.distillers.base import DistillBatch
@@ -91,6 +100,36 @@ def teacher_queries(teacher: QueryOutputs) -> tuple[Tensor, Tensor]:
     return query.detach(), teacher.references[0].detach()
 
 
+class Pairs(NamedTuple):
+    """Matched (student, teacher) queries of one layer over the batch: image, student and teacher indices."""
+
+    image: Tensor
+    student: Tensor
+    teacher: Tensor
+
+
+class QueryContrast(nn.Module):
+    """The released code's contrastive head: both sides' query embeddings projected and L2-normalised; InfoNCE of
+    each teacher query over every student query given, its matched one the positive."""
+
+    def __init__(self, student_dims: int, teacher_dims: int, channels: int = 512, temperature: float = 0.07) -> None:
+        super().__init__()
+        self.student = projection(student_dims, channels)
+        self.teacher = projection(teacher_dims, channels)
+        self.temperature = temperature
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """``student``, ``teacher``: P x D embeddings of P matched pairs, row by row."""
+        s, t = F.normalize(self.student(student), dim=1), F.normalize(self.teacher(teacher), dim=1)
+        logits = t @ s.T / self.temperature
+        return F.cross_entropy(logits, torch.arange(len(t), device=t.device))
+
+
+def projection(dims: int, channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dims, channels), nn.Linear(channels, channels), nn.BatchNorm1d(channels),
+                         nn.ReLU(inplace=True), nn.Linear(channels, channels))
+
+
 def hungarian(cost: Tensor) -> tuple[Tensor, Tensor]:
     """(student indices, teacher indices) of the minimum-cost assignment (scipy's linear_sum_assignment)."""
     rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
@@ -115,6 +154,9 @@ class DETRDistill(QueryDistiller):
             shapes.
         query_prior_weight: weight of query-prior assignment (the teacher's queries decoded by the student,
             trained on GT); 0 leaves it out.
+        contrastive_weight: weight of the query contrast on matched decoder embeddings; 0 leaves it out.
+        contrastive_channels: width of the query contrast's projections.
+        temperature: the query contrast's softmax temperature.
         **kwargs: :class:`QueryDistiller` arguments.
     """
 
@@ -122,7 +164,9 @@ class DETRDistill(QueryDistiller):
 
     def __init__(self, cls_weight: float = 1.0, l1_weight: float = 5.0, iou_weight: float = 2.0,
                  feature_weight: float = 1.0, topk: int = 100, neck: str = "neck",
-                 teacher_levels: list[int] | None = None, query_prior_weight: float = 0.0, **kwargs) -> None:
+                 teacher_levels: list[int] | None = None, query_prior_weight: float = 0.0,
+                 contrastive_weight: float = 0.0, contrastive_channels: int = 512, temperature: float = 0.07,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.teacher_levels = list(teacher_levels) if teacher_levels is not None else None
         self.weights = (float(cls_weight), float(l1_weight), float(iou_weight))
@@ -130,13 +174,19 @@ class DETRDistill(QueryDistiller):
         self.topk = int(topk)
         self.feature_tap = neck if feature_weight else None
         self.query_prior_weight = float(query_prior_weight)
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrast_settings = dict(channels=int(contrastive_channels), temperature=float(temperature))
+        self.contrast: QueryContrast | None = None  # built for the pair's embedding widths (check_pair)
 
     def check_pair(self, student, teacher) -> None:
         """Also: each student neck level has a teacher level of the same shape (``teacher_levels``); with
-        query-prior assignment, the student's decoder can decode the teacher's queries."""
+        query-prior assignment, the student's decoder can decode the teacher's queries; with query contrast, its
+        head is built (or, for a later teacher, fits)."""
         super().check_pair(student, teacher)
         if self.query_prior_weight:
             self.check_query_prior(student, teacher)
+        if self.contrastive_weight:
+            self.build_contrast(*self.inputs(student, teacher))
         if not self.feature_tap:
             return
         s_levels, t_levels = student.levels([self.feature_tap]), teacher.levels([self.feature_tap])
@@ -158,6 +208,17 @@ class DETRDistill(QueryDistiller):
                 f"DETRDistill {self.name!r}: query-prior assignment decodes the teacher's {t}-wide queries in the "
                 f"student's {s}-wide decoder. Give both the same embed_dims, or query_prior_weight=0.")
 
+    def build_contrast(self, student: QueryOutputs, teacher: QueryOutputs) -> None:
+        dims = student.hidden_states.shape[-1], teacher.hidden_states.shape[-1]
+        if self.contrast is None:
+            self.contrast = QueryContrast(*dims, **self.contrast_settings)
+            return
+        built = self.contrast.student[0].in_features, self.contrast.teacher[0].in_features
+        if built != dims:
+            raise ValueError(f"DETRDistill {self.name!r}: its query contrast was built for (student, teacher) "
+                             f"embeddings {built} wide; this teacher's pair is {dims}. Give every teacher of the "
+                             "run the same embed_dims.")
+
     def training_only_pass(self, student, teacher):
         """With query-prior assignment, its extra pass alone: the student's decoder and head on the teacher's
         queries, forward and backward to the student's encoder memory. None without."""
@@ -178,8 +239,13 @@ class DETRDistill(QueryDistiller):
         levels = self.level_pairs(student, teacher) if self.feature_tap and self.feature_weight else []
         losses = {}
         for layer, t_layer in enumerate(self.layer_map):
-            for key, value in self.logits_loss(student, teacher, layer, t_layer, scale).items():
+            pairs = self.assign(student, teacher, layer, t_layer, scale)
+            for key, value in self.logits_loss(student, teacher, layer, t_layer, pairs, scale).items():
                 losses[f"{key}_d{layer}"] = value
+            if self.contrastive_weight:
+                losses[f"cl_d{layer}"] = self.contrastive_weight * self.contrast(
+                    student.hidden_states[layer][pairs.image, pairs.student].float(),
+                    teacher.hidden_states[t_layer][pairs.image, pairs.teacher].float())
             if levels:
                 losses[f"feat_d{layer}"] = self.feature_weight * self.feature_loss(teacher, t_layer, levels, batch,
                                                                                    scale)
@@ -207,21 +273,23 @@ class DETRDistill(QueryDistiller):
             pairs.append((s.float(), t, F.normalize(t, dim=1)))
         return pairs
 
-    def logits_loss(self, student: QueryOutputs, teacher: QueryOutputs, layer: int, t_layer: int,
-                    scale: Tensor) -> dict[str, Tensor]:
-        """L_cls, L_l1, L_iou of one student layer against its teacher layer."""
+    def assign(self, student: QueryOutputs, teacher: QueryOutputs, layer: int, t_layer: int, scale: Tensor) -> Pairs:
+        """The Hungarian matching of one student layer with its teacher layer, one assignment per image."""
         s_logits, s_boxes = student.cls_scores[layer], student.boxes[layer]
         t_probs, t_boxes = teacher.cls_scores[t_layer].sigmoid(), teacher.boxes[t_layer]
+        pairs = [hungarian(match_cost(s_logits[i], s_boxes[i], t_probs[i], t_boxes[i], scale[i], self.weights))
+                 for i in range(s_logits.shape[0])]
+        image = torch.cat([torch.full_like(rows, i) for i, (rows, _) in enumerate(pairs)])
+        return Pairs(image, torch.cat([rows for rows, _ in pairs]), torch.cat([cols for _, cols in pairs]))
+
+    def logits_loss(self, student: QueryOutputs, teacher: QueryOutputs, layer: int, t_layer: int, pairs: Pairs,
+                    scale: Tensor) -> dict[str, Tensor]:
+        """L_cls, L_l1, L_iou of one student layer against its teacher layer, on its matching ``pairs``."""
+        s_logits, s_boxes = student.cls_scores[layer], student.boxes[layer]
+        t_probs, t_boxes = teacher.cls_scores[t_layer].sigmoid(), teacher.boxes[t_layer]
+        image, rows, cols = pairs
         targets = torch.zeros_like(s_logits)
-        matched_s, matched_t, images = [], [], []
-        for i in range(s_logits.shape[0]):  # one assignment problem per image
-            cost = match_cost(s_logits[i], s_boxes[i], t_probs[i], t_boxes[i], scale[i], self.weights)
-            rows, cols = hungarian(cost)
-            targets[i, rows] = t_probs[i, cols]
-            matched_s.append(rows)
-            matched_t.append(cols)
-            images.append(torch.full_like(rows, i))
-        rows, cols, image = torch.cat(matched_s), torch.cat(matched_t), torch.cat(images)
+        targets[image, rows] = t_probs[image, cols]
         count = max(len(rows), 1)
         w_cls, w_l1, w_iou = self.weights
         bce = F.binary_cross_entropy_with_logits(s_logits, targets, reduction="sum") / count

@@ -211,6 +211,22 @@ def test_query_contrast_is_infonce_of_the_matched_embeddings_and_trains_the_stud
     assert not any("_cl_" in key for key in plain.loss(inputs, samples))
 
 
+def test_query_contrast_fits_unequal_widths_and_a_later_teacher_must_fit_it():
+    from types import SimpleNamespace
+
+    def outputs(width: int) -> SimpleNamespace:
+        return SimpleNamespace(hidden_states=torch.zeros(2, 1, 3, width))
+
+    distiller = DETRDistill(contrastive_weight=0.2, contrastive_channels=64)
+    distiller.build_contrast(outputs(256), outputs(384))  # a wider teacher: its own projection
+    head = distiller.contrast
+    assert (head.student[0].in_features, head.teacher[0].in_features, head.student[-1].out_features) == (256, 384, 64)
+    distiller.build_contrast(outputs(256), outputs(384))  # a stage teacher that fits keeps the trained head
+    assert distiller.contrast is head
+    with pytest.raises(ValueError, match=r"embeddings \(256, 384\) wide; this teacher's pair is \(256, 256\)"):
+        distiller.build_contrast(outputs(256), outputs(256))
+
+
 def boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     """Random normalised cx, cy, w, h boxes inside the image."""
     centres, sizes = torch.rand(*shape, 2, generator=g), torch.rand(*shape, 2, generator=g)
